@@ -1,0 +1,1 @@
+"""Scene bundles and dataset converters."""

@@ -1,0 +1,407 @@
+"""The scene bundle: one directory per image, the contract between data, pipeline and evaluation.
+
+Layout (docs/CONVENTIONS.md)::
+
+    <scene>/image.png          RGB uint8, H x W
+    <scene>/camera.json        {"K", "width", "height", "cam_to_world" (optional), "up" (optional)}
+    <scene>/depth.npy          float32 H x W z-depth in metres, 0 = unknown  (or depth.png: uint16 mm)
+    <scene>/normals.npy        float32 H x W x 3, camera frame, facing the camera
+    <scene>/detections.json    [{"id", "category", "bbox", "score", "cad", "mask" (optional)}]
+    <scene>/gt.json            [{"id", "category", "cad", "t", "q", "s", "sym"}]  (optional)
+
+Readers validate everything and raise `BundleError` naming the file and the problem. Unknown depth
+(0 or NaN) is stored as 0; unknown normals as the zero vector.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from multisparc.categories import UnknownCategoryError, canonical_category
+
+SYMMETRIES = ("none", "2", "4", "inf")
+
+
+class BundleError(ValueError):
+    """A scene bundle file that is missing or malformed; the message names the file."""
+
+    def __init__(self, path: Path | str, problem: str):
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+@dataclass
+class Camera:
+    """Pinhole camera. K (3, 3) pixels; cam_to_world (4, 4) metres; up (3,) unit, camera frame."""
+
+    K: np.ndarray
+    width: int
+    height: int
+    cam_to_world: np.ndarray | None = None
+    up: np.ndarray | None = None
+
+
+@dataclass
+class Observation:
+    """What the pipeline sees of one image.
+
+    image (H, W, 3) uint8; depth (H, W) float32 z-depth metres, 0 = unknown; normals (H, W, 3) float32
+    camera frame facing the camera, zero = unknown.
+    """
+
+    image: np.ndarray
+    camera: Camera
+    depth: np.ndarray | None = None
+    normals: np.ndarray | None = None
+
+
+@dataclass
+class Detection:
+    """One 2D detection with its retrieved CAD. bbox [x1, y1, x2, y2] pixels; mask (H, W) bool or None."""
+
+    id: int
+    category: str
+    bbox: np.ndarray
+    cad: str
+    score: float = 1.0
+    mask: np.ndarray | None = None
+
+
+@dataclass
+class ObjectPose:
+    """A CAD pose in the camera frame: X_cam = t + R(q) @ (s * X_cad); q = (w, x, y, z)."""
+
+    id: int
+    category: str
+    cad: str
+    t: np.ndarray
+    q: np.ndarray
+    s: np.ndarray
+    sym: str = "none"
+    score: float | None = None
+    detection_score: float | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SceneBundle:
+    """A scene bundle in memory; `gt` is None when the scene has no ground truth."""
+
+    name: str
+    observation: Observation
+    detections: list[Detection]
+    gt: list[ObjectPose] | None = None
+
+
+def _read_json(path: Path) -> Any:
+    if not path.is_file():
+        raise BundleError(path, "file not found")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise BundleError(path, f"malformed JSON at line {err.lineno}, column {err.colno}: {err.msg}") from err
+
+
+def _vector(path: Path, where: str, value: Any, length: int) -> np.ndarray:
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise BundleError(path, f"{where}: expected {length} numbers, got {value!r}") from err
+    if array.shape != (length,) or not np.all(np.isfinite(array)):
+        raise BundleError(path, f"{where}: expected {length} finite numbers, got {value!r}")
+    return array
+
+
+def _require(path: Path, where: str, record: dict, keys: tuple[str, ...]) -> None:
+    if not isinstance(record, dict):
+        raise BundleError(path, f"{where}: expected an object, got {type(record).__name__}")
+    missing = [key for key in keys if key not in record]
+    if missing:
+        raise BundleError(path, f"{where}: missing key(s) {', '.join(missing)}")
+
+
+def _category(path: Path, where: str, name: Any) -> str:
+    try:
+        return canonical_category(str(name))
+    except UnknownCategoryError as err:
+        raise BundleError(path, f"{where}: {err}") from err
+
+
+def read_camera(path: Path) -> Camera:
+    """Read and validate `camera.json`."""
+    data = _read_json(path)
+    _require(path, "camera", data, ("K", "width", "height"))
+    K = np.asarray(data["K"], dtype=np.float64)
+    if K.shape != (3, 3) or not np.all(np.isfinite(K)) or K[0, 0] <= 0 or K[1, 1] <= 0:
+        raise BundleError(path, f"K must be a 3x3 matrix with positive focal lengths, got {data['K']!r}")
+    width, height = int(data["width"]), int(data["height"])
+    if width <= 0 or height <= 0:
+        raise BundleError(path, f"width and height must be positive, got {width} x {height}")
+    cam_to_world = None
+    if data.get("cam_to_world") is not None:
+        cam_to_world = np.asarray(data["cam_to_world"], dtype=np.float64)
+        if cam_to_world.shape != (4, 4) or not np.all(np.isfinite(cam_to_world)):
+            raise BundleError(path, "cam_to_world must be a finite 4x4 matrix")
+    up = None
+    if data.get("up") is not None:
+        up = _vector(path, "up", data["up"], 3)
+        norm = np.linalg.norm(up)
+        if norm < 1e-9:
+            raise BundleError(path, "up must be a non-zero vector")
+        up = up / norm
+    return Camera(K=K, width=width, height=height, cam_to_world=cam_to_world, up=up)
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Read an image as (H, W, 3) uint8 RGB."""
+    if not path.is_file():
+        raise BundleError(path, "file not found")
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except OSError as err:
+        raise BundleError(path, f"not a readable image ({err})") from err
+
+
+def read_depth(scene_dir: Path, height: int, width: int) -> np.ndarray | None:
+    """Read `depth.npy` (metres) or `depth.png` (uint16 millimetres); NaN and negative become 0."""
+    npy, png = scene_dir / "depth.npy", scene_dir / "depth.png"
+    if npy.is_file():
+        path = npy
+        try:
+            depth = np.load(npy).astype(np.float32)
+        except (OSError, ValueError) as err:
+            raise BundleError(npy, f"not a readable .npy array ({err})") from err
+    elif png.is_file():
+        path = png
+        with Image.open(png) as image:
+            raw = np.asarray(image)
+        if raw.dtype.kind not in "ui" or raw.dtype.itemsize < 2:
+            raise BundleError(png, f"depth PNG must be 16-bit millimetres, got {raw.dtype} pixels")
+        depth = raw.astype(np.float32) / 1000.0
+    else:
+        return None
+    if depth.shape != (height, width):
+        raise BundleError(path, f"depth has shape {depth.shape}, expected ({height}, {width}) from camera.json")
+    depth[~np.isfinite(depth) | (depth < 0)] = 0.0
+    return depth
+
+
+def read_normals(path: Path, height: int, width: int) -> np.ndarray | None:
+    """Read `normals.npy`; renormalise, zero where unknown (NaN or zero length)."""
+    if not path.is_file():
+        return None
+    try:
+        normals = np.load(path).astype(np.float32)
+    except (OSError, ValueError) as err:
+        raise BundleError(path, f"not a readable .npy array ({err})") from err
+    if normals.shape != (height, width, 3):
+        raise BundleError(path, f"normals have shape {normals.shape}, expected ({height}, {width}, 3)")
+    normals[~np.isfinite(normals)] = 0.0
+    norm = np.linalg.norm(normals, axis=-1, keepdims=True)
+    return np.where(norm > 1e-6, normals / np.maximum(norm, 1e-6), 0.0).astype(np.float32)
+
+
+def read_mask(path: Path, height: int, width: int) -> np.ndarray:
+    """Read a binary mask PNG as (H, W) bool (non-zero = inside)."""
+    if not path.is_file():
+        raise BundleError(path, "mask file not found")
+    with Image.open(path) as image:
+        mask = np.asarray(image.convert("L")) > 0
+    if mask.shape != (height, width):
+        raise BundleError(path, f"mask has shape {mask.shape}, expected ({height}, {width})")
+    return mask
+
+
+def read_detections(path: Path, height: int, width: int) -> list[Detection]:
+    """Read and validate `detections.json`; masks are loaded relative to the scene directory."""
+    records = _read_json(path)
+    if not isinstance(records, list):
+        raise BundleError(path, "expected a JSON list of detections")
+    detections, seen = [], set()
+    for index, record in enumerate(records):
+        where = f"detection #{index}"
+        _require(path, where, record, ("id", "category", "bbox", "cad"))
+        det_id = int(record["id"])
+        if det_id in seen:
+            raise BundleError(path, f"{where}: duplicate id {det_id}")
+        seen.add(det_id)
+        bbox = _vector(path, f"{where} (id {det_id}) bbox", record["bbox"], 4)
+        if bbox[2] <= bbox[0] or bbox[3] <= bbox[1]:
+            raise BundleError(path, f"{where} (id {det_id}): empty box {bbox.tolist()} (need x2 > x1, y2 > y1)")
+        mask = None
+        if record.get("mask"):
+            mask = read_mask(path.parent / record["mask"], height, width)
+        score = float(record.get("score", 1.0))
+        if not np.isfinite(score):
+            raise BundleError(path, f"{where} (id {det_id}): score must be finite")
+        detections.append(
+            Detection(
+                id=det_id,
+                category=_category(path, where, record["category"]),
+                bbox=bbox,
+                cad=str(record["cad"]),
+                score=score,
+                mask=mask,
+            )
+        )
+    return detections
+
+
+def read_poses(path: Path) -> list[ObjectPose]:
+    """Read `gt.json` or `predictions.json` (camera-frame poses)."""
+    records = _read_json(path)
+    if not isinstance(records, list):
+        raise BundleError(path, "expected a JSON list of objects")
+    poses = []
+    for index, record in enumerate(records):
+        where = f"object #{index}"
+        _require(path, where, record, ("id", "category", "cad", "t", "q", "s"))
+        q = _vector(path, f"{where} q", record["q"], 4)
+        norm = np.linalg.norm(q)
+        if abs(norm - 1.0) > 1e-3:
+            raise BundleError(path, f"{where}: q must be a unit quaternion (w, x, y, z), its norm is {norm:.4f}")
+        s = _vector(path, f"{where} s", record["s"], 3)
+        if np.any(s <= 0):
+            raise BundleError(path, f"{where}: scales must be positive, got {s.tolist()}")
+        sym = str(record.get("sym", "none"))
+        if sym not in SYMMETRIES:
+            raise BundleError(path, f"{where}: unknown symmetry {sym!r}; expected one of {SYMMETRIES}")
+        known = {"id", "category", "cad", "t", "q", "s", "sym", "score", "detection_score"}
+        poses.append(
+            ObjectPose(
+                id=int(record["id"]),
+                category=_category(path, where, record["category"]),
+                cad=str(record["cad"]),
+                t=_vector(path, f"{where} t", record["t"], 3),
+                q=q,
+                s=s,
+                sym=sym,
+                score=None if record.get("score") is None else float(record["score"]),
+                detection_score=None if record.get("detection_score") is None else float(record["detection_score"]),
+                extras={key: value for key, value in record.items() if key not in known},
+            )
+        )
+    return poses
+
+
+def read_bundle(scene_dir: Path | str) -> SceneBundle:
+    """Read a scene bundle directory; every problem raises BundleError naming the file."""
+    scene_dir = Path(scene_dir)
+    if not scene_dir.is_dir():
+        raise BundleError(scene_dir, "scene bundle directory not found")
+    camera = read_camera(scene_dir / "camera.json")
+    image = read_image(scene_dir / "image.png")
+    if image.shape[:2] != (camera.height, camera.width):
+        raise BundleError(
+            scene_dir / "image.png",
+            f"image is {image.shape[1]} x {image.shape[0]} but camera.json says {camera.width} x {camera.height}",
+        )
+    observation = Observation(
+        image=image,
+        camera=camera,
+        depth=read_depth(scene_dir, camera.height, camera.width),
+        normals=read_normals(scene_dir / "normals.npy", camera.height, camera.width),
+    )
+    gt_path = scene_dir / "gt.json"
+    return SceneBundle(
+        name=scene_dir.name,
+        observation=observation,
+        detections=read_detections(scene_dir / "detections.json", camera.height, camera.width),
+        gt=read_poses(gt_path) if gt_path.is_file() else None,
+    )
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write a file atomically (temporary file in the same folder, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically with stable formatting."""
+    atomic_write_bytes(path, (json.dumps(data, indent=1) + "\n").encode())
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def pose_record(pose: ObjectPose) -> dict[str, Any]:
+    """The JSON record of a pose (gt.json / predictions.json)."""
+    record: dict[str, Any] = {
+        "id": int(pose.id),
+        "category": pose.category,
+        "cad": pose.cad,
+        "t": [float(v) for v in pose.t],
+        "q": [float(v) for v in pose.q],
+        "s": [float(v) for v in pose.s],
+        "sym": pose.sym,
+    }
+    if pose.score is not None:
+        record["score"] = float(pose.score)
+    if pose.detection_score is not None:
+        record["detection_score"] = float(pose.detection_score)
+    record.update(pose.extras)
+    return record
+
+
+def write_poses(path: Path, poses: list[ObjectPose]) -> None:
+    """Write `gt.json` or `predictions.json`."""
+    write_json(path, [pose_record(pose) for pose in poses])
+
+
+def write_bundle(scene_dir: Path | str, bundle: SceneBundle) -> Path:
+    """Write a scene bundle directory (masks as masks/<id>.png); returns the directory."""
+    scene_dir = Path(scene_dir)
+    scene_dir.mkdir(parents=True, exist_ok=True)
+    obs = bundle.observation
+    camera: dict[str, Any] = {"K": obs.camera.K.tolist(), "width": obs.camera.width, "height": obs.camera.height}
+    if obs.camera.cam_to_world is not None:
+        camera["cam_to_world"] = np.asarray(obs.camera.cam_to_world).tolist()
+    if obs.camera.up is not None:
+        camera["up"] = np.asarray(obs.camera.up).tolist()
+    write_json(scene_dir / "camera.json", camera)
+    Image.fromarray(np.asarray(obs.image, dtype=np.uint8)).save(scene_dir / "image.png")
+    if obs.depth is not None:
+        atomic_write_bytes(scene_dir / "depth.npy", _npy_bytes(np.asarray(obs.depth, dtype=np.float32)))
+    if obs.normals is not None:
+        atomic_write_bytes(scene_dir / "normals.npy", _npy_bytes(np.asarray(obs.normals, dtype=np.float32)))
+    records = []
+    for det in bundle.detections:
+        record: dict[str, Any] = {
+            "id": int(det.id),
+            "category": det.category,
+            "bbox": [float(v) for v in det.bbox],
+            "score": float(det.score),
+            "cad": det.cad,
+        }
+        if det.mask is not None:
+            mask_rel = f"masks/{det.id}.png"
+            (scene_dir / "masks").mkdir(exist_ok=True)
+            Image.fromarray(np.asarray(det.mask, dtype=np.uint8) * 255).save(scene_dir / mask_rel)
+            record["mask"] = mask_rel
+        records.append(record)
+    write_json(scene_dir / "detections.json", records)
+    if bundle.gt is not None:
+        write_poses(scene_dir / "gt.json", bundle.gt)
+    return scene_dir
