@@ -1,2 +1,50 @@
-def main(argv=None):
-    return 0
+"""The `multisparc` command line: one subcommand per module in `multisparc.commands`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+# Subcommand name -> module in multisparc.commands exposing `add_arguments(parser)` and `run(args) -> int`.
+# Modules are imported lazily so `multisparc --help` stays fast and torch loads only when needed.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("demo", "run the end-to-end demo on the embedded procedural library"),
+    "cads": ("cads", "build, inspect and picture CAD libraries (cads.json)"),
+}
+
+
+class UserError(Exception):
+    """An error caused by the user's input; printed as one line, without a traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="multisparc",
+        description="Single-image 3D scene reconstruction by joint sparse render-and-compare CAD alignment.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        module = importlib.import_module(f"multisparc.commands.{module_name}")
+        sub_parser = sub.add_parser(name, help=help_text, description=module.__doc__)
+        module.add_arguments(sub_parser)
+        sub_parser.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        return int(args._run(args) or 0)
+    except (UserError, FileNotFoundError, ValueError) as err:
+        # Our readers raise ValueError subclasses (BundleError, CadError, ...) whose message names the file.
+        print(f"multisparc {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the `multisparc` command line."""
