@@ -1,0 +1,91 @@
+"""Geometry core: cameras and boxes, rotations, 9-DoF poses, pose updates and pose errors.
+
+Everything is batched torch over any leading dims, float32 or float64, metres and radians, camera
+frame OpenCV (x right, y down, z forward), quaternions (w, x, y, z), CAD up axis +Y.
+"""
+
+from multisparc.geometry.camera import (
+    MIN_DEPTH,
+    backproject,
+    backproject_depth,
+    box_area,
+    box_iou,
+    clip_box,
+    enlarge_box,
+    pixel_bearings,
+    pixel_grid,
+    project,
+)
+from multisparc.geometry.errors import (
+    DEFAULT_THRESHOLDS,
+    INF_SYMMETRY_SAMPLES,
+    SCALE_MODES,
+    SYMMETRIES,
+    AlignmentThresholds,
+    ScaleMode,
+    Symmetry,
+    SymmetrySpec,
+    is_aligned,
+    pose_errors,
+    rotation_error,
+    scale_error,
+    symmetry_rotations,
+    translation_error,
+)
+from multisparc.geometry.pose import (
+    UPDATE_SIZE,
+    Pose,
+    apply_update,
+    polar_to_translation,
+    translation_to_polar,
+)
+from multisparc.geometry.rotations import (
+    axis_angle_y,
+    geodesic_angle,
+    matrix_to_quat,
+    matrix_to_yaw_pitch_roll,
+    pitch_roll_from_up,
+    quat_to_matrix,
+    random_rotation,
+    yaw_pitch_roll_to_matrix,
+)
+
+__all__ = [
+    "DEFAULT_THRESHOLDS",
+    "INF_SYMMETRY_SAMPLES",
+    "MIN_DEPTH",
+    "SCALE_MODES",
+    "SYMMETRIES",
+    "UPDATE_SIZE",
+    "AlignmentThresholds",
+    "Pose",
+    "ScaleMode",
+    "Symmetry",
+    "SymmetrySpec",
+    "apply_update",
+    "axis_angle_y",
+    "backproject",
+    "backproject_depth",
+    "box_area",
+    "box_iou",
+    "clip_box",
+    "enlarge_box",
+    "geodesic_angle",
+    "is_aligned",
+    "matrix_to_quat",
+    "matrix_to_yaw_pitch_roll",
+    "pitch_roll_from_up",
+    "pixel_bearings",
+    "pixel_grid",
+    "polar_to_translation",
+    "pose_errors",
+    "project",
+    "quat_to_matrix",
+    "random_rotation",
+    "rotation_error",
+    "scale_error",
+    "symmetry_rotations",
+    "translation_error",
+    "translation_to_polar",
+    "yaw_pitch_roll_to_matrix",
+]
