@@ -1,0 +1,218 @@
+"""Sparse input tokens (paper Sec. 3.2): what the network sees of each detection.
+
+Every token has C_INPUT = 13 channels, `[r, g, b, nx, ny, nz, depth, mask, px, py, pz, token_type,
+detection_id]` (the index constants below). Detection k of an image gets N_input = n_bbox + 2 n_cad
+tokens, in this order:
+
+- box tokens (type 0): n_bbox integer pixels drawn uniformly from the detection box enlarged by
+  `box_enlarge` and clipped to the image; the observation's rgb in [0, 1], normal (camera frame, facing
+  the camera), z-depth in metres and the value of detection k's mask at the pixel, plus the pixel's unit
+  bearing normalize(K^-1 [u, v, 1]).
+- reprojected tokens (type 1): the n_cad CAD points under the current pose projected into the image and
+  rounded to the nearest pixel; the same observation channels and bearing at that pixel.
+- CAD tokens (type 2): the n_cad CAD points in the current pose; normal = the CAD's outward normal turned
+  into the camera frame, depth = the point's z in metres, bearing = point / ||point||, rgb and mask 0.
+  The normals are deliberately not flipped towards the camera (unlike the observation's): whether a
+  point faces the camera or away from it tells the network which side of the model it sees.
+
+Validity is explicit, never a clamped wrong pixel: a reprojected token is invalid when its point lies at
+or behind the camera (z <= MIN_DEPTH) or rounds to a pixel outside the image; a CAD token is invalid
+when its point lies at or behind the camera (points beside the image stay valid: they still describe
+the model). Invalid tokens are zero in all 13 channels and False in the token mask. Box tokens are
+always valid. Unknown observed depth or normals (0 or NaN) enter as 0.
+
+`detection_id` is the detection's slot, its position in the list of detections handed to these
+functions (and renumbered to its slot in the forward pass by `multisparc.inputs.batch.collate`), never
+the user's detection id. The same k indexes the pixel source's detections (whose mask to read).
+
+Cost: box tokens do not depend on the pose, so `sample_box_tokens` runs once per image and
+`pose_tokens` once per refinement step for all detections and hypotheses together; each makes one
+`PixelSource.sample` call, which for synthetic scenes is one sparse render.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from multisparc.datasets.pixels import PixelData, PixelSource
+from multisparc.geometry import MIN_DEPTH, Pose, clip_box, enlarge_box, pixel_bearings, project
+from multisparc.inputs.config import InputConfig
+
+RGB = slice(0, 3)
+NORMAL = slice(3, 6)
+DEPTH = 6
+MASK = 7
+BEARING = slice(8, 11)
+TOKEN_TYPE = 11
+DETECTION_ID = 12
+C_INPUT = 13
+CHANNEL_NAMES = ("r", "g", "b", "nx", "ny", "nz", "depth", "mask", "px", "py", "pz", "token_type", "detection_id")
+
+TYPE_BOX = 0
+TYPE_REPROJECTED = 1
+TYPE_CAD = 2
+
+
+def _check_pixel_data(data: PixelData, n_pixels: int) -> None:
+    """Raise ValueError unless a pixel source answered n_pixels values of the documented shapes."""
+    expected = {"rgb": (n_pixels, 3), "normals": (n_pixels, 3), "depth": (n_pixels,), "mask": (n_pixels,)}
+    for name, shape in expected.items():
+        actual = np.shape(getattr(data, name))
+        if actual != shape:
+            raise ValueError(f"pixel source returned {name} of shape {actual} for {n_pixels} pixels, expected {shape}")
+
+
+def _observed_tokens(data: PixelData, bearings: Tensor, token_type: int, detection_ids: Tensor) -> Tensor:
+    """(V, 13) float32 tokens from V sampled pixels: observation channels, bearings (V, 3), type and ids (V,)."""
+    n_pixels = len(detection_ids)
+    _check_pixel_data(data, n_pixels)
+    observed = torch.cat(
+        [
+            torch.as_tensor(data.rgb, dtype=torch.float32),
+            torch.as_tensor(data.normals, dtype=torch.float32),
+            torch.as_tensor(data.depth, dtype=torch.float32).unsqueeze(-1),
+            torch.as_tensor(data.mask, dtype=torch.float32).unsqueeze(-1),
+        ],
+        dim=-1,
+    )
+    return torch.cat(
+        [
+            torch.nan_to_num(observed, nan=0.0),
+            bearings.to(torch.float32),
+            torch.full((n_pixels, 1), float(token_type)),
+            detection_ids.to(torch.float32).unsqueeze(-1),
+        ],
+        dim=-1,
+    )
+
+
+def _intrinsics(source: PixelSource, dtype: torch.dtype) -> Tensor:
+    return torch.as_tensor(np.asarray(source.K), dtype=dtype)
+
+
+def sample_box_tokens(
+    source: PixelSource, boxes: np.ndarray | Tensor, config: InputConfig, rng: np.random.Generator
+) -> Tensor:
+    """Box tokens of every detection of one image, with a single `source.sample` call.
+
+    boxes (K, 4) [x1, y1, x2, y2] pixels, box k belonging to the source's detection k. Pixels are drawn
+    uniformly with replacement from the integer pixels of the box enlarged by `config.box_enlarge` and
+    clipped to the image (a region narrower than a pixel uses its nearest pixel).
+    Returns (K, n_bbox, 13) float32, all valid; reuse them for every pose of the image.
+    """
+    boxes = torch.as_tensor(np.asarray(boxes, dtype=np.float64))
+    if boxes.dim() != 2 or boxes.shape[-1] != 4 or not bool(torch.isfinite(boxes).all()):
+        raise ValueError(f"boxes must be a finite (K, 4) array of [x1, y1, x2, y2], got shape {tuple(boxes.shape)}")
+    n_boxes, width, height = len(boxes), source.width, source.height
+    if n_boxes == 0:
+        return torch.zeros(0, config.n_bbox, C_INPUT)
+    enlarged = enlarge_box(boxes, config.box_enlarge)
+    outside = (enlarged[:, 2] < 0) | (enlarged[:, 3] < 0) | (enlarged[:, 0] > width - 1) | (enlarged[:, 1] > height - 1)
+    if bool(outside.any()):
+        k = int(torch.nonzero(outside)[0])
+        raise ValueError(f"detection {k}: box {boxes[k].tolist()} lies outside the {width} x {height} image")
+    region = clip_box(enlarged, width, height)
+    low, high = torch.ceil(region[:, :2]), torch.floor(region[:, 2:])
+    nearest = torch.floor(0.5 * (region[:, :2] + region[:, 2:]) + 0.5)
+    empty = low > high
+    low, high = torch.where(empty, nearest, low).long().numpy(), torch.where(empty, nearest, high).long().numpy()
+    size = (n_boxes, config.n_bbox)
+    cols = rng.integers(low[:, :1], high[:, :1], size=size, endpoint=True)
+    rows = rng.integers(low[:, 1:], high[:, 1:], size=size, endpoint=True)
+    pixels = np.stack([cols, rows], axis=-1).reshape(-1, 2)
+    detection_ids = torch.arange(n_boxes).repeat_interleave(config.n_bbox)
+    data = source.sample(pixels, detection_ids.numpy())
+    bearings = pixel_bearings(torch.from_numpy(pixels).to(torch.float64), _intrinsics(source, torch.float64))
+    return _observed_tokens(data, bearings, TYPE_BOX, detection_ids).reshape(n_boxes, config.n_bbox, C_INPUT)
+
+
+def pose_tokens(
+    source: PixelSource, cad_points: np.ndarray | Tensor, cad_normals: np.ndarray | Tensor, poses: Pose
+) -> tuple[Tensor, Tensor]:
+    """Reprojected and CAD tokens of all detections under all poses, with at most one `source.sample` call.
+
+    cad_points, cad_normals (..., K, n_cad, 3): CAD-frame points (metres, the CAD file's own frame) and
+    unit outward normals, broadcast against poses of batch shape (*H, K), e.g. (hypotheses, detections):
+    pose [..., k] places detection k's CAD. The source is not called when no point is visible.
+    Returns tokens (*H, K, 2 n_cad, 13) float32 (n_cad reprojected tokens, then n_cad CAD tokens) and
+    token_mask (*H, K, 2 n_cad) bool, on the CPU whatever the poses' device. No gradient flows into the
+    poses: tokens are network inputs.
+    """
+    if len(poses.shape) == 0:
+        raise ValueError("poses must have batch shape (..., K) with one pose per detection")
+    dtype = poses.t.dtype
+    cad_points = torch.as_tensor(cad_points, dtype=dtype, device="cpu")
+    cad_normals = torch.as_tensor(cad_normals, dtype=dtype, device="cpu")
+    if cad_points.shape != cad_normals.shape or cad_points.dim() < 3 or cad_points.shape[-1] != 3:
+        raise ValueError(
+            f"cad_points and cad_normals must share a shape (..., K, n_cad, 3), got "
+            f"{tuple(cad_points.shape)} and {tuple(cad_normals.shape)}"
+        )
+    with torch.no_grad():
+        # The pixel source lives on the CPU, so tokens are built there; TokenBatch.to moves them.
+        poses = poses.detach().to("cpu")
+        points = poses.apply(cad_points)
+        if points.shape[:-2] != poses.shape:
+            raise ValueError(
+                f"cad_points {tuple(cad_points.shape)} do not broadcast against poses of batch shape "
+                f"{tuple(poses.shape)}: expected (..., K, n_cad, 3) with K = {poses.shape[-1]}"
+            )
+        normals = poses.apply_normals(cad_normals)
+        K = _intrinsics(source, dtype)
+        uv, z = project(points, K)
+        in_front = z > MIN_DEPTH
+        pixels = torch.floor(uv + 0.5)
+        inside = in_front & (pixels >= 0).all(-1)
+        inside &= (pixels[..., 0] <= source.width - 1) & (pixels[..., 1] <= source.height - 1)
+        detection_ids = torch.arange(points.shape[-3]).unsqueeze(-1).expand(z.shape)
+
+        reprojected = torch.zeros(*z.shape, C_INPUT)
+        visible_pixels, visible_ids = pixels[inside], detection_ids[inside]
+        if len(visible_ids):
+            data = source.sample(visible_pixels.long().numpy(), visible_ids.numpy())
+            bearings = pixel_bearings(visible_pixels, K)
+            reprojected[inside] = _observed_tokens(data, bearings, TYPE_REPROJECTED, visible_ids)
+
+        points, normals, z = points.float(), normals.float(), z.float()
+        zeros = torch.zeros_like(z).unsqueeze(-1)
+        cad = torch.cat(
+            [
+                zeros.expand(*z.shape, 3),
+                normals,
+                z.unsqueeze(-1),
+                zeros,
+                torch.nn.functional.normalize(points, dim=-1),
+                torch.full_like(zeros, TYPE_CAD),
+                detection_ids.unsqueeze(-1).float(),
+            ],
+            dim=-1,
+        )
+        cad = torch.where(in_front.unsqueeze(-1), cad, 0.0)
+    return torch.cat([reprojected, cad], dim=-2), torch.cat([inside, in_front], dim=-1)
+
+
+def step_tokens(
+    box_tokens: Tensor,
+    source: PixelSource,
+    cad_points: np.ndarray | Tensor,
+    cad_normals: np.ndarray | Tensor,
+    poses: Pose,
+) -> tuple[Tensor, Tensor]:
+    """All tokens of one refinement step: reused box tokens joined with this step's pose tokens.
+
+    box_tokens (K, n_bbox, 13) from `sample_box_tokens`; the other arguments as in `pose_tokens`.
+    Returns tokens (*H, K, N_input, 13) float32 and token_mask (*H, K, N_input) bool, N_input =
+    n_bbox + 2 n_cad, each detection's tokens ordered box, reprojected, CAD.
+    """
+    if box_tokens.dim() != 3 or box_tokens.shape[-1] != C_INPUT:
+        raise ValueError(f"box_tokens must have shape (K, n_bbox, {C_INPUT}), got {tuple(box_tokens.shape)}")
+    if len(poses.shape) == 0 or box_tokens.shape[0] != poses.shape[-1]:
+        raise ValueError(
+            f"{box_tokens.shape[0]} detections have box tokens, but poses have batch shape {tuple(poses.shape)}"
+        )
+    tokens, token_mask = pose_tokens(source, cad_points, cad_normals, poses)
+    boxes = box_tokens.expand(*tokens.shape[:-2], *box_tokens.shape[-2:])
+    box_mask = torch.ones(boxes.shape[:-1], dtype=torch.bool)
+    return torch.cat([boxes, tokens], dim=-2), torch.cat([box_mask, token_mask], dim=-1)
