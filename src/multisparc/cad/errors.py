@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 
-class CadError(Exception):
+class CadError(ValueError):
     """A CAD file or CAD index that cannot be used.
 
     Attributes:
