@@ -1,0 +1,1 @@
+"""Training of Multi-SPARC-Net: examples, losses, optimizer and checkpoints."""
