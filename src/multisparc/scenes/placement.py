@@ -1,0 +1,192 @@
+"""Furniture on the floor: which CAD models, how large, where, facing which way.
+
+World frame: Y up, floor at y = 0, metres. Every object stands upright (CAD +Y = world up) with a
+random yaw, the bottom of its bounding box on the floor (CAD models need not be centred), inside the
+camera's view, and its floor footprint (an oriented rectangle in world x, z) clear of the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from multisparc.cad import CadIndex
+from multisparc.categories import scale_range
+from multisparc.scenes.camera_rig import WORLD_UP, CameraRig
+from multisparc.scenes.config import SceneConfig
+
+# Candidate image points drawn at once when looking for a spot on the floor (vectorised rejection).
+_FLOOR_CANDIDATES = 64
+# Batches of candidates drawn at most: views that show little floor give up after these.
+_SPOT_BATCHES = 8
+# New models tried for an object that fits nowhere before the whole placement gives up.
+_REDRAWS = 3
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """An oriented rectangle on the floor, world (x, z), metres.
+
+    centre: (2,). axes: (2, 2), rows are its two unit axes. half_size: (2,) half lengths along them.
+    """
+
+    centre: np.ndarray
+    axes: np.ndarray
+    half_size: np.ndarray
+
+    def corners(self) -> np.ndarray:
+        """(4, 2) corner points (x, z)."""
+        signs = np.array([[1, 1], [1, -1], [-1, -1], [-1, 1]], dtype=np.float64)
+        return self.centre + (signs * self.half_size) @ self.axes
+
+
+def footprints_overlap(a: Footprint, b: Footprint, margin: float = 0.0) -> bool:
+    """Whether two footprints come closer than `margin` metres along every separating axis.
+
+    The separating axis theorem for two rectangles: they are apart iff their projections onto one of
+    the 4 edge normals are apart. Hand-written: a 2D library dependency for these few lines is not
+    worth it.
+    """
+    offset = b.centre - a.centre
+    for axis in (*a.axes, *b.axes):
+        reach_a = np.sum(a.half_size * np.abs(a.axes @ axis))
+        reach_b = np.sum(b.half_size * np.abs(b.axes @ axis))
+        if abs(offset @ axis) >= reach_a + reach_b + margin:
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class StandingObject:
+    """A CAD model standing in the world: `X_world = t + R @ (s * X_cad)`.
+
+    R: (3, 3) rotation about world Y. t: (3,) metres. s: (3,) scales along the CAD axes.
+    footprint: its floor rectangle.
+    """
+
+    cad_id: str
+    category: str
+    sym: str
+    R: np.ndarray
+    t: np.ndarray
+    s: np.ndarray
+    footprint: Footprint
+
+
+def choose_cad(index: CadIndex, categories: Sequence[str], rng: np.random.Generator) -> str:
+    """A CAD id: a class uniformly from `categories`, then a model uniformly within that class."""
+    category = categories[rng.integers(len(categories))]
+    ids = index.ids_of(category)
+    return ids[rng.integers(len(ids))]
+
+
+def sample_scale(category: str, extent: np.ndarray, max_anisotropy: float, rng: np.random.Generator) -> np.ndarray:
+    """Per-axis scales (3,) giving a CAD of `extent` (3,) metres a physical size in its class's range.
+
+    One common position in the (log) range plus per-axis jitter; the spread of log scales is then
+    limited so that no axis is stretched more than `max_anisotropy` times another, and the result is
+    clipped to the range (which wins when a model's proportions are far from its class's).
+    """
+    low, high = scale_range(category, extent)
+    common = rng.uniform()
+    jitter = np.log(max_anisotropy) / 2
+    log_scale = np.log(low) + (np.log(high) - np.log(low)) * common + rng.uniform(-jitter, jitter, 3)
+    mean = log_scale.mean()
+    log_scale = mean + np.clip(log_scale - mean, -np.log(max_anisotropy) / 2, np.log(max_anisotropy) / 2)
+    return np.clip(np.exp(log_scale), low, high)
+
+
+def stand_on_floor(
+    bounds: np.ndarray, s: np.ndarray, yaw: float, centre_xz: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, Footprint]:
+    """Pose of a model with CAD bounding box `bounds` (2, 3) and scales s (3,) turned by `yaw` radians
+    about world Y, its box bottom at y = 0 and its box centre above `centre_xz` (2,) (world x, z).
+
+    Returns R (3, 3), t (3,) and the footprint.
+    """
+    R = Rotation.from_euler("y", yaw).as_matrix()
+    box_centre = R @ (s * bounds.mean(axis=0))
+    t = np.array([centre_xz[0] - box_centre[0], -s[1] * bounds[0, 1], centre_xz[1] - box_centre[2]])
+    half_size = s[[0, 2]] * (bounds[1, [0, 2]] - bounds[0, [0, 2]]) / 2
+    axes = R[np.ix_([0, 2], [0, 2])].T  # CAD x and z axes in world (x, z)
+    return R, t, Footprint(np.asarray(centre_xz, dtype=np.float64), axes, half_size)
+
+
+def _spots_in_view(rig: CameraRig, config: SceneConfig, centre_height: float, rng: np.random.Generator) -> np.ndarray:
+    """Up to `placement_tries` floor points (M, 2) (world x, z) at a horizontal distance within
+    `object_distance` from the camera, where an object whose bounding-box centre is `centre_height`
+    metres above the floor shows that centre inside the image. Candidates lie under random points of
+    the image widened by `view_margin` of its width on each side and extended down by its height."""
+    width, height = config.width, config.height
+    corner_low = np.array([-config.view_margin * width, 0.0])
+    corner_high = np.array([(1.0 + config.view_margin) * width, 2.0 * height])
+    low, high = config.object_distance
+    spots = []
+    for _ in range(_SPOT_BATCHES):
+        floor = rig.floor_points(rng.uniform(corner_low, corner_high, (_FLOOR_CANDIDATES, 2)))
+        distance = np.linalg.norm(floor[:, [0, 2]] - rig.position[[0, 2]], axis=1)
+        centre = rig.to_camera(floor + centre_height * WORLD_UP)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            uv = (centre @ rig.K.T)[:, :2] / centre[:, 2:]
+        # NaN (rays that miss the floor) compares False everywhere.
+        shown = (centre[:, 2] > 0) & np.all((uv >= 0) & (uv <= np.array([width - 1, height - 1])), axis=1)
+        spots.append(floor[shown & (distance >= low) & (distance <= high)][:, [0, 2]])
+        if sum(map(len, spots)) >= config.placement_tries:
+            break
+    return np.concatenate(spots)[: config.placement_tries]
+
+
+def place_objects(
+    index: CadIndex,
+    categories: Sequence[str],
+    count: int,
+    rig: CameraRig,
+    config: SceneConfig,
+    rng: np.random.Generator,
+) -> list[StandingObject] | None:
+    """`count` objects standing in the camera's view without touching each other or the camera;
+    None when the view's floor has no room for them."""
+    clearance = config.camera_clearance
+    camera_zone = Footprint(rig.position[[0, 2]], np.eye(2), np.full(2, clearance / 2))
+    placed: list[StandingObject] = []
+    for _ in range(count):
+        standing = None
+        for _ in range(_REDRAWS):
+            standing = _place_one(index, categories, rig, config, rng, camera_zone, placed)
+            if standing is not None:
+                break
+        if standing is None:
+            return None
+        placed.append(standing)
+    return placed
+
+
+def _place_one(
+    index: CadIndex,
+    categories: Sequence[str],
+    rig: CameraRig,
+    config: SceneConfig,
+    rng: np.random.Generator,
+    camera_zone: Footprint,
+    placed: list[StandingObject],
+) -> StandingObject | None:
+    """A new model, scale and yaw, standing on the first free spot in view (its bounding-box centre
+    inside the image), `camera_clearance / 2` from `camera_zone` and `footprint_margin` from the
+    `placed` objects; None if no spot is free."""
+    cad_id = choose_cad(index, categories, rng)
+    entry = index[cad_id]
+    extent, centre = index.extent(cad_id), index.centre(cad_id)
+    bounds = np.stack([centre - extent / 2, centre + extent / 2])
+    s = sample_scale(entry.category, extent, config.max_anisotropy, rng)
+    yaw = rng.uniform(-np.pi, np.pi)
+    for spot in _spots_in_view(rig, config, s[1] * extent[1] / 2, rng):
+        R, t, footprint = stand_on_floor(bounds, s, yaw, spot)
+        blocked = footprints_overlap(footprint, camera_zone, config.camera_clearance / 2) or any(
+            footprints_overlap(footprint, other.footprint, config.footprint_margin) for other in placed
+        )
+        if not blocked:
+            return StandingObject(cad_id, entry.category, entry.sym, R, t, s, footprint)
+    return None
