@@ -12,6 +12,8 @@ import sys
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("demo", "run the end-to-end demo on the embedded procedural library"),
     "cads": ("cads", "build, inspect and picture CAD libraries (cads.json)"),
+    "synth": ("synth", "sample synthetic scenes and write them as scene bundles"),
+    "bench": ("bench", "benchmarks that write their results into BENCHMARKS.md"),
 }
 
 

@@ -1,0 +1,112 @@
+"""Throughput of synthetic training examples: sparse rendering against full frames, 1 and 2 processes.
+
+One training example is what the trainer needs of one image: a sampled scene (placement and
+visibility), its noisy detections, the box tokens of every detection and the reprojected and CAD tokens
+of one pose per detection. The sparse path ray casts only the pixels the tokens read; the full path
+renders the whole frame with the same noise and reads the tokens from it.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from multisparc.cad import CadIndex
+from multisparc.datasets.pixels import ImagePixelSource, PixelSource
+from multisparc.geometry import Pose
+from multisparc.inputs import InputConfig, sample_box_tokens, step_tokens
+from multisparc.render import RayCaster
+from multisparc.scenes import (
+    PerceptionNoise,
+    RenderedPixelSource,
+    SceneConfig,
+    SceneSampler,
+    render_scene_frame,
+    to_bundle,
+)
+
+
+@dataclass(frozen=True)
+class DataBenchmarkCase:
+    """One measured configuration."""
+
+    cads_json: str
+    objects: int
+    inputs: InputConfig
+    noise: str
+    full_frame: bool
+    seed: int
+
+
+def _poses_and_points(scene, detections, cads: CadIndex, n_cad: int) -> tuple[Pose, np.ndarray, np.ndarray]:
+    """Ground-truth poses (K,) of the detections (spurious ones: a pose 3 m ahead) and their CAD points."""
+    R, t, s, points, normals = [], [], [], [], []
+    for det in detections:
+        if det.object_index is not None:
+            obj = scene.objects[det.object_index]
+            R.append(obj.R), t.append(obj.t), s.append(obj.s)
+        else:
+            R.append(np.eye(3)), t.append(np.array([0.0, 0.0, 3.0])), s.append(np.ones(3))
+        p, n = cads.points(det.cad, n_cad)
+        points.append(p), normals.append(n)
+    pose = Pose.from_numpy(np.stack(R), np.stack(t), np.stack(s)).to(torch.float32)
+    return pose, np.stack(points), np.stack(normals)
+
+
+def _example(case: DataBenchmarkCase, sampler: SceneSampler, caster: RayCaster, cads: CadIndex, index: int) -> int:
+    """Build one training example; returns its number of tokens (so the work cannot be skipped)."""
+    rng = np.random.default_rng([case.seed, index])
+    scene = sampler.sample(rng)
+    noise = PerceptionNoise(case.noise)
+    source: PixelSource
+    if case.full_frame:
+        frame = render_scene_frame(scene, caster, noise)
+        bundle = to_bundle(scene, frame, name="bench")
+        source, detections = ImagePixelSource(bundle.observation, bundle.detections), frame.detections
+    else:
+        rendered = RenderedPixelSource(scene, caster, noise)
+        source, detections = rendered, rendered.detections
+    if not detections:
+        return 0
+    boxes = np.stack([det.bbox for det in detections])
+    box_tokens = sample_box_tokens(source, boxes, case.inputs, rng)
+    poses, points, normals = _poses_and_points(scene, detections, cads, case.inputs.n_cad)
+    tokens, _ = step_tokens(box_tokens, source, points, normals, poses)
+    return int(tokens.shape[0] * tokens.shape[1])
+
+
+_WORKER: dict[str, object] = {}
+
+
+def _init_worker(case: DataBenchmarkCase) -> None:
+    torch.set_num_threads(1)
+    cads = CadIndex.load(case.cads_json)
+    caster = RayCaster(cads)
+    config = SceneConfig(objects=(case.objects, case.objects))
+    _WORKER.update(case=case, cads=cads, caster=caster, sampler=SceneSampler(cads, config, caster=caster))
+    _example(case, _WORKER["sampler"], caster, cads, 10**9)  # warm-up: builds the embree structures
+
+
+def _run_chunk(indices: list[int]) -> int:
+    w = _WORKER
+    return sum(_example(w["case"], w["sampler"], w["caster"], w["cads"], i) for i in indices)
+
+
+def measure(case: DataBenchmarkCase, n_scenes: int, workers: int) -> float:
+    """Training examples per second over `n_scenes` scenes with `workers` processes (1 = this process)."""
+    indices = list(range(n_scenes))
+    if workers == 1:
+        _init_worker(case)
+        start = time.perf_counter()
+        _run_chunk(indices)
+        return n_scenes / (time.perf_counter() - start)
+    chunks = [indices[w::workers] for w in range(workers)]
+    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(case,)) as pool:
+        list(pool.map(_run_chunk, [[10**9 + 1 + w] for w in range(workers)]))  # start and warm every worker
+        start = time.perf_counter()
+        list(pool.map(_run_chunk, chunks))
+        return n_scenes / (time.perf_counter() - start)
