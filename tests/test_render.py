@@ -7,7 +7,6 @@ import pickle
 import numpy as np
 import pytest
 import trimesh
-import trimesh.ray.ray_pyembree
 from scipy.spatial.transform import Rotation
 
 from multisparc.cad.errors import UnknownCadId
@@ -22,6 +21,7 @@ from multisparc.render import (
     image_pixels,
     instance_boxes,
     object_pixel_stats,
+    pixel_directions,
     pixel_rays,
     raycast,
     render_full,
@@ -266,22 +266,47 @@ def test_render_full_equals_render_pixels_bit_for_bit(caster: RayCaster) -> None
         np.testing.assert_array_equal(samples.rgb, frame.rgb[rows, cols].astype(np.float32) / 255.0)
 
 
+def test_shaded_subset_and_instance_queries_agree_with_the_full_frame(caster: RayCaster) -> None:
+    objects, room = _furnished_scene()
+    frame = render_full(caster, objects, room, K, WIDTH, HEIGHT)
+    pixels = np.random.default_rng(3).integers(0, [WIDTH, HEIGHT], (3000, 2))
+    shaded = np.arange(3000) % 3 == 0
+    samples = render_pixels(caster, objects, room, K, pixels, shaded=shaded)
+    cols, rows = pixels[:, 0], pixels[:, 1]
+    np.testing.assert_array_equal(samples.depth, frame.depth[rows, cols])
+    np.testing.assert_array_equal(samples.normals, frame.normals[rows, cols])
+    np.testing.assert_array_equal(samples.instance, frame.instance[rows, cols])
+    np.testing.assert_array_equal(samples.rgb[shaded], frame.rgb[rows, cols][shaded].astype(np.float32) / 255.0)
+    np.testing.assert_array_equal(samples.rgb[~shaded], 0.0)
+    instances = caster.instances(objects, room, np.zeros((3, 1)), pixel_directions(K, pixels))
+    np.testing.assert_array_equal(instances, frame.instance[rows, cols])
+
+
+def test_shadow_rays_with_one_direction_match_per_ray_directions(caster: RayCaster) -> None:
+    objects, _ = _furnished_scene()
+    rng = np.random.default_rng(4)
+    origins = rng.uniform([-2.0, -1.0, 1.0], [2.0, 2.0, 6.0], (4000, 3))
+    towards = np.array([-0.3, -1.0, -0.6])
+    shared = caster.occluded(objects, origins, towards)
+    per_ray = caster.occluded(objects, origins, np.broadcast_to(towards, origins.shape))
+    np.testing.assert_array_equal(shared, per_ray)
+    assert 0.05 < shared.mean() < 0.95
+
+
 def test_per_cad_intersector_is_built_once_across_scenes(meshes, monkeypatch: pytest.MonkeyPatch) -> None:
     built = {"intersectors": 0, "embree": 0}
+    from_mesh, embree_scene = raycast.CadGeometry.from_mesh, raycast.EmbreeScene
 
-    class CountingIntersector(trimesh.ray.ray_pyembree.RayMeshIntersector):
-        def __init__(self, *args, **kwargs):
-            built["intersectors"] += 1
-            super().__init__(*args, **kwargs)
-
-    embree_scene = trimesh.ray.ray_pyembree._EmbreeWrap
+    def counting_geometry(mesh):
+        built["intersectors"] += 1
+        return from_mesh(mesh)
 
     def counting_embree(*args, **kwargs):
         built["embree"] += 1
         return embree_scene(*args, **kwargs)
 
-    monkeypatch.setattr(raycast, "RayMeshIntersector", CountingIntersector)
-    monkeypatch.setattr(trimesh.ray.ray_pyembree, "_EmbreeWrap", counting_embree)
+    monkeypatch.setattr(raycast.CadGeometry, "from_mesh", counting_geometry)
+    monkeypatch.setattr(raycast, "EmbreeScene", counting_embree)
     fresh = RayCaster(meshes)
     first = [_place(1, "cube", [0, 0, 3]), _place(2, "sphere", [1, 0, 4])]
     second = [

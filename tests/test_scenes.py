@@ -15,11 +15,21 @@ from multisparc.cad import CadIndex, SampleCache
 from multisparc.cad.procedural import build_library
 from multisparc.categories import category_info
 from multisparc.datasets.bundle import Camera, read_bundle, write_bundle
-from multisparc.geometry import pitch_roll_from_up, quat_to_matrix
-from multisparc.render import DEFAULT_LIGHTING, Plane, RayCaster, Room, instance_boxes, render_full, render_pixels
+from multisparc.geometry import pitch_roll_from_up, quat_to_matrix, yaw_pitch_roll_to_matrix
+from multisparc.render import (
+    DEFAULT_LIGHTING,
+    Plane,
+    RayCaster,
+    Room,
+    instance_boxes,
+    pixel_directions,
+    render_full,
+    render_pixels,
+)
 from multisparc.render import visible_fractions as rendered_visible_fractions
 from multisparc.scenes import (
     NOISE_LEVELS,
+    CameraRig,
     Footprint,
     PerceptionNoise,
     RenderedPixelSource,
@@ -32,7 +42,16 @@ from multisparc.scenes import (
     sample_scale,
     to_bundle,
 )
-from multisparc.scenes.pixel_fields import hashed_normal, smooth_field
+from multisparc.scenes.pixel_fields import (
+    STREAMS,
+    hashed_normal,
+    hashed_uniform,
+    hashed_uniforms,
+    smooth_field,
+    smooth_fields,
+)
+from multisparc.scenes.placement import _first_free
+from multisparc.scenes.visibility import estimate_visibility
 
 WIDTH, HEIGHT = 480, 360
 SEEDS = range(12)
@@ -85,6 +104,39 @@ def test_separating_axis_test_on_known_rectangles() -> None:
     # The margin keeps them apart by at least that much.
     assert not footprints_overlap(square, Footprint(np.array([1.2, 0.0]), np.eye(2), np.full(2, 0.5)), margin=0.1)
     assert footprints_overlap(square, Footprint(np.array([1.05, 0.0]), np.eye(2), np.full(2, 0.5)), margin=0.1)
+
+
+def _turned(angle: float) -> np.ndarray:
+    """(2, 2) rows: the unit axes of a rectangle turned by `angle` radians."""
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[c, s], [-s, c]])
+
+
+def test_vectorised_free_spot_search_matches_the_pairwise_test() -> None:
+    rng = np.random.default_rng(8)
+    found = 0
+    for _ in range(50):
+        others = [
+            Footprint(rng.uniform(-2, 2, 2), _turned(rng.uniform(0, np.pi)), rng.uniform(0.1, 0.8, 2))
+            for _ in range(int(rng.integers(1, 5)))
+        ]
+        margins = rng.uniform(0.0, 0.2, len(others))
+        axes, half_size = _turned(rng.uniform(0, np.pi)), rng.uniform(0.1, 0.6, 2)
+        spots = rng.uniform(-3, 3, (30, 2))
+        expected = next(
+            (
+                index
+                for index, spot in enumerate(spots)
+                if not any(
+                    footprints_overlap(Footprint(spot, axes, half_size), other, margin)
+                    for other, margin in zip(others, margins, strict=True)
+                )
+            ),
+            None,
+        )
+        assert _first_free(spots, axes, half_size, others, margins) == expected
+        found += expected not in (None, 0)
+    assert found > 10  # the search had to skip blocked spots, not just take the first
 
 
 def test_scales_stay_in_class_range_with_bounded_anisotropy(cads: CadIndex) -> None:
@@ -156,6 +208,47 @@ def test_visibility_thresholds_and_agreement_with_full_render(
             assert abs(obj.visible_fraction - truth[obj.instance_id]) < 0.12
             if obj.detected:
                 assert np.abs(obj.box - true_boxes[obj.instance_id]).max() <= 12
+
+
+def test_visibility_sparse_search_matches_casting_every_sample(scenes: list[SyntheticScene], cads: CadIndex) -> None:
+    config = SceneConfig()
+    caster = RayCaster(cads)
+    exact_boxes = compared = 0
+    for scene in scenes:
+        objects, K = scene.placed_objects, scene.camera.K
+        points = [cads.points(obj.cad_key, config.visibility_points)[0] for obj in objects]
+        estimates = estimate_visibility(caster, objects, points, K, WIDTH, HEIGHT, config.visibility_fraction_points)
+        for obj, samples, estimate in zip(objects, points, estimates, strict=True):
+            # Every sample cast: the pixel under each in-image sample, and whether it shows the object.
+            camera = obj.t + (obj.s * samples) @ obj.R.T
+            uv = np.rint((camera @ K.T)[:, :2] / camera[:, 2:]).astype(np.int64)
+            inside = np.flatnonzero((camera[:, 2] > 1e-3) & np.all((uv >= 0) & (uv < [WIDTH, HEIGHT]), axis=1))
+            shown = (
+                caster.instances(objects, None, np.zeros((3, 1)), pixel_directions(K, uv[inside])) == obj.instance_id
+            )
+            first = inside < config.visibility_fraction_points
+            assert estimate.truncation == pytest.approx(1.0 - len(inside) / len(samples), abs=1e-12)
+            assert estimate.visible_fraction == pytest.approx(shown[first].mean() if first.any() else 0.0, abs=1e-12)
+            if estimate.box is None:
+                assert not shown[first].any()
+                continue
+            visible = uv[inside[shown]]
+            box = np.concatenate([visible.min(axis=0), visible.max(axis=0)])
+            # The box spans visible samples: inside the box of all of them, and equal to it where no
+            # occluder hides an edge beyond the searched bands.
+            assert np.all(estimate.box[:2] >= box[:2]) and np.all(estimate.box[2:] <= box[2:])
+            exact_boxes += int(np.array_equal(estimate.box, box))
+            compared += 1
+    assert exact_boxes >= 0.9 * compared
+
+
+def test_camera_rig_rotation_is_the_geometry_convention() -> None:
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        yaw, pitch, roll = rng.uniform(-np.pi, np.pi), rng.uniform(0.0, 1.4), rng.normal(0.0, 0.1)
+        rig = CameraRig.looking(np.eye(3), WIDTH, HEIGHT, np.zeros(3), yaw, pitch, roll)
+        expected = yaw_pitch_roll_to_matrix(*(torch.tensor(a, dtype=torch.float64) for a in (yaw, pitch, roll)))
+        np.testing.assert_allclose(rig.world_to_camera, expected.numpy(), atol=1e-12)
 
 
 def test_same_seed_same_scene(sampler: SceneSampler) -> None:
@@ -247,6 +340,24 @@ def test_smooth_and_white_fields_have_unit_variance() -> None:
     assert abs(white.mean()) < 0.01 and white.std() == pytest.approx(1.0, abs=0.01)
     stds = [smooth_field(seed, 1, pixels, (20.0, 80.0)).std() for seed in range(20)]
     assert np.mean(stds) == pytest.approx(1.0, abs=0.15)
+
+
+def test_batched_fields_equal_single_fields_bit_for_bit() -> None:
+    pixels = np.random.default_rng(6).integers(0, [WIDTH, HEIGHT], (1000, 2))
+    streams = (3, 4, 9)
+    np.testing.assert_array_equal(
+        hashed_uniforms(21, streams, pixels), np.stack([hashed_uniform(21, k, pixels) for k in streams])
+    )
+    np.testing.assert_array_equal(
+        smooth_fields(21, streams, pixels, (20.0, 80.0)),
+        np.stack([smooth_field(21, k, pixels, (20.0, 80.0)) for k in streams]),
+    )
+    # A pixel's value does not depend on the other pixels of the batch.
+    np.testing.assert_array_equal(
+        smooth_field(21, 3, pixels[:7], (8.0, 30.0)), smooth_field(21, 3, pixels, (8.0, 30.0))[:7]
+    )
+    with pytest.raises(ValueError, match="stream"):
+        hashed_uniform(21, STREAMS, pixels)
 
 
 def test_detection_noise_rates(scenes: list[SyntheticScene]) -> None:

@@ -8,12 +8,16 @@ renders the whole frame with the same noise and reads the tokens from it.
 
 from __future__ import annotations
 
+import gc
+import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from multisparc.cad import CadIndex
 from multisparc.datasets.pixels import ImagePixelSource, PixelSource
@@ -83,17 +87,32 @@ _WORKER: dict[str, object] = {}
 
 
 def _init_worker(case: DataBenchmarkCase) -> None:
+    """Load the CAD library and warm every per-CAD cache (embree structure, surface samples), as a
+    training process has after its first few hundred scenes: the measurement is the steady state. One
+    thread per process for torch and BLAS, so that processes scale and do not fight over cores."""
     torch.set_num_threads(1)
+    threadpool_limits(1)
     cads = CadIndex.load(case.cads_json)
     caster = RayCaster(cads)
     config = SceneConfig(objects=(case.objects, case.objects))
+    for cad_id in cads:
+        caster.geometry(cad_id)
+        for count in (config.visibility_points, case.inputs.n_cad):
+            cads.points(cad_id, count)
     _WORKER.update(case=case, cads=cads, caster=caster, sampler=SceneSampler(cads, config, caster=caster))
-    _example(case, _WORKER["sampler"], caster, cads, 10**9)  # warm-up: builds the embree structures
+    _example(case, _WORKER["sampler"], caster, cads, 10**9)
+    # The long-lived objects (meshes, caches) need no more garbage collection passes.
+    gc.freeze()
 
 
 def _run_chunk(indices: list[int]) -> int:
     w = _WORKER
     return sum(_example(w["case"], w["sampler"], w["caster"], w["cads"], i) for i in indices)
+
+
+def _join(barrier: Any) -> None:
+    """Block until every worker has called this: all of them are initialised and idle."""
+    barrier.wait()
 
 
 def measure(case: DataBenchmarkCase, n_scenes: int, workers: int) -> float:
@@ -105,8 +124,12 @@ def measure(case: DataBenchmarkCase, n_scenes: int, workers: int) -> float:
         _run_chunk(indices)
         return n_scenes / (time.perf_counter() - start)
     chunks = [indices[w::workers] for w in range(workers)]
-    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(case,)) as pool:
-        list(pool.map(_run_chunk, [[10**9 + 1 + w] for w in range(workers)]))  # start and warm every worker
+    with (
+        multiprocessing.Manager() as manager,
+        ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(case,)) as pool,
+    ):
+        # One barrier task per worker: the clock starts once every worker has finished its warm-up.
+        list(pool.map(_join, [manager.Barrier(workers)] * workers))
         start = time.perf_counter()
         list(pool.map(_run_chunk, chunks))
         return n_scenes / (time.perf_counter() - start)

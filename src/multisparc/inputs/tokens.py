@@ -37,8 +37,9 @@ import torch
 from torch import Tensor
 
 from multisparc.datasets.pixels import PixelData, PixelSource
-from multisparc.geometry import MIN_DEPTH, Pose, clip_box, enlarge_box, pixel_bearings, project
+from multisparc.geometry import MIN_DEPTH, Pose, clip_box, enlarge_box, project
 from multisparc.inputs.config import InputConfig
+from multisparc.render import pixel_rays
 
 RGB = slice(0, 3)
 NORMAL = slice(3, 6)
@@ -64,28 +65,24 @@ def _check_pixel_data(data: PixelData, n_pixels: int) -> None:
             raise ValueError(f"pixel source returned {name} of shape {actual} for {n_pixels} pixels, expected {shape}")
 
 
-def _observed_tokens(data: PixelData, bearings: Tensor, token_type: int, detection_ids: Tensor) -> Tensor:
-    """(V, 13) float32 tokens from V sampled pixels: observation channels, bearings (V, 3), type and ids (V,)."""
-    n_pixels = len(detection_ids)
+def _observed_tokens(data: PixelData, pixels: np.ndarray, K: np.ndarray, token_type: int, ids: np.ndarray) -> Tensor:
+    """(V, 13) float32 tokens of V sampled pixels (V, 2) int (col, row) under intrinsics K (3, 3): the
+    observation channels (NaN as 0), the pixels' unit bearings, the token type and detection ids (V,)."""
+    n_pixels = len(ids)
     _check_pixel_data(data, n_pixels)
-    observed = torch.cat(
-        [
-            torch.as_tensor(data.rgb, dtype=torch.float32),
-            torch.as_tensor(data.normals, dtype=torch.float32),
-            torch.as_tensor(data.depth, dtype=torch.float32).unsqueeze(-1),
-            torch.as_tensor(data.mask, dtype=torch.float32).unsqueeze(-1),
-        ],
-        dim=-1,
-    )
-    return torch.cat(
-        [
-            torch.nan_to_num(observed, nan=0.0),
-            bearings.to(torch.float32),
-            torch.full((n_pixels, 1), float(token_type)),
-            detection_ids.to(torch.float32).unsqueeze(-1),
-        ],
-        dim=-1,
-    )
+    tokens = np.empty((n_pixels, C_INPUT), dtype=np.float32)
+    tokens[:, RGB] = data.rgb
+    tokens[:, NORMAL] = data.normals
+    tokens[:, DEPTH] = data.depth
+    tokens[:, MASK] = data.mask
+    observed = tokens[:, : MASK + 1]
+    if not np.isfinite(observed).all():
+        np.nan_to_num(observed, copy=False, nan=0.0)
+    # The numpy twin of `pixel_bearings`: several times faster than torch's batched 3x3 products.
+    tokens[:, BEARING] = pixel_rays(np.asarray(K, dtype=np.float64), pixels)
+    tokens[:, TOKEN_TYPE] = token_type
+    tokens[:, DETECTION_ID] = ids
+    return torch.from_numpy(tokens)
 
 
 def _intrinsics(source: PixelSource, dtype: torch.dtype) -> Tensor:
@@ -122,10 +119,9 @@ def sample_box_tokens(
     cols = rng.integers(low[:, :1], high[:, :1], size=size, endpoint=True)
     rows = rng.integers(low[:, 1:], high[:, 1:], size=size, endpoint=True)
     pixels = np.stack([cols, rows], axis=-1).reshape(-1, 2)
-    detection_ids = torch.arange(n_boxes).repeat_interleave(config.n_bbox)
-    data = source.sample(pixels, detection_ids.numpy())
-    bearings = pixel_bearings(torch.from_numpy(pixels).to(torch.float64), _intrinsics(source, torch.float64))
-    return _observed_tokens(data, bearings, TYPE_BOX, detection_ids).reshape(n_boxes, config.n_bbox, C_INPUT)
+    detection_ids = np.repeat(np.arange(n_boxes), config.n_bbox)
+    data = source.sample(pixels, detection_ids)
+    return _observed_tokens(data, pixels, source.K, TYPE_BOX, detection_ids).reshape(n_boxes, config.n_bbox, C_INPUT)
 
 
 def pose_tokens(
@@ -171,9 +167,9 @@ def pose_tokens(
         reprojected = torch.zeros(*z.shape, C_INPUT)
         visible_pixels, visible_ids = pixels[inside], detection_ids[inside]
         if len(visible_ids):
-            data = source.sample(visible_pixels.long().numpy(), visible_ids.numpy())
-            bearings = pixel_bearings(visible_pixels, K)
-            reprojected[inside] = _observed_tokens(data, bearings, TYPE_REPROJECTED, visible_ids)
+            visible_pixels, visible_ids = visible_pixels.long().numpy(), visible_ids.numpy()
+            data = source.sample(visible_pixels, visible_ids)
+            reprojected[inside] = _observed_tokens(data, visible_pixels, source.K, TYPE_REPROJECTED, visible_ids)
 
         points, normals, z = points.float(), normals.float(), z.float()
         zeros = torch.zeros_like(z).unsqueeze(-1)

@@ -5,7 +5,15 @@ z-depth (0 = nothing hit); normals face the camera; instance ids: objects >= 1, 
 One embree structure per CAD model, built once and reused for every scene (`RayCaster`).
 """
 
-from multisparc.render.frame import Frame, PixelSamples, image_pixels, pixel_rays, render_full, render_pixels
+from multisparc.render.frame import (
+    Frame,
+    PixelSamples,
+    image_pixels,
+    pixel_directions,
+    pixel_rays,
+    render_full,
+    render_pixels,
+)
 from multisparc.render.objects import PlacedObject
 from multisparc.render.raycast import BACKGROUND_INSTANCE, ROOM_INSTANCE, CadGeometry, Hits, RayCaster
 from multisparc.render.room import MAX_WALLS, Plane, Room, intersect_planes
@@ -40,6 +48,7 @@ __all__ = [
     "intersect_planes",
     "lit_mask",
     "object_pixel_stats",
+    "pixel_directions",
     "pixel_rays",
     "render_full",
     "render_object_alone",

@@ -16,7 +16,7 @@ from multisparc.render.objects import PlacedObject
 from multisparc.render.raycast import RayCaster
 from multisparc.render.room import Room
 from multisparc.render.shading import DEFAULT_LIGHTING, Lighting, lit_mask, shade
-from multisparc.render.vectors import normalise, transform
+from multisparc.render.vectors import dot
 
 
 @dataclass
@@ -53,11 +53,21 @@ class Frame:
 def check_intrinsics(K: np.ndarray) -> np.ndarray:
     """K as float64 (3, 3) pinhole matrix with last row [0, 0, 1], or ValueError."""
     K = np.asarray(K, dtype=np.float64)
-    if K.shape != (3, 3) or not np.all(np.isfinite(K)) or not np.allclose(K[2], [0.0, 0.0, 1.0]):
+    if K.shape != (3, 3) or not np.isfinite(K).all() or np.abs(K[2] - (0.0, 0.0, 1.0)).max() > 1e-6:
         raise ValueError(f"K must be a finite 3x3 pinhole matrix with last row [0, 0, 1], got {K.tolist()}")
     if K[0, 0] <= 0 or K[1, 1] <= 0:
         raise ValueError(f"K must have positive focal lengths, got fx={K[0, 0]}, fy={K[1, 1]}")
     return K
+
+
+def pixel_directions(K: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """Unit viewing rays (3, N) component-major, camera frame, of integer pixels (N, 2) (col, row)
+    under intrinsics K (3, 3): normalize(K^-1 [u, v, 1]), written elementwise so that every ray gets
+    the same bits in any batch."""
+    inverse = np.linalg.inv(K)
+    rays = inverse[:, 0:1] * pixels[:, 0].astype(np.float64) + inverse[:, 1:2] * pixels[:, 1].astype(np.float64)
+    rays += inverse[:, 2:3]
+    return rays / np.sqrt(dot(rays, rays))
 
 
 def pixel_rays(K: np.ndarray, pixels: np.ndarray) -> np.ndarray:
@@ -65,8 +75,7 @@ def pixel_rays(K: np.ndarray, pixels: np.ndarray) -> np.ndarray:
 
     The numpy twin of `multisparc.geometry.pixel_bearings`, kept elementwise for batch-independent bits.
     """
-    homogeneous = np.stack([pixels[:, 0].astype(np.float64), pixels[:, 1].astype(np.float64), np.ones(len(pixels))])
-    return normalise(transform(np.linalg.inv(K), homogeneous)).T
+    return pixel_directions(K, pixels).T
 
 
 def _check_pixels(pixels: np.ndarray) -> np.ndarray:
@@ -83,21 +92,28 @@ def render_pixels(
     K: np.ndarray,
     pixels: np.ndarray,
     lighting: Lighting = DEFAULT_LIGHTING,
+    shaded: np.ndarray | None = None,
 ) -> PixelSamples:
     """Render the scene at pixels (N, 2) int (col, row); pixels outside the image are rendered too
-    (their rays are well defined). K (3, 3) intrinsics. One embree query per object (and per object
-    again for shadow rays)."""
+    (their rays are well defined). K (3, 3) intrinsics.
+
+    shaded: (N,) bool, the pixels whose colour is needed: textures, light and shadow rays are computed
+    only there, the others get rgb 0 (depth, normals and instance are computed everywhere). Default:
+    every pixel.
+    """
     K = check_intrinsics(K)
-    directions = pixel_rays(K, _check_pixels(pixels))
-    hits = caster.cast(objects, room, np.zeros(3), directions)
-    rgb = shade(hits, lit_mask(caster, objects, hits, lighting), lighting)
-    rgb8 = np.round(rgb * 255.0)
-    return PixelSamples(
-        depth=hits.point[:, 2].copy(),
-        normals=hits.normal,
-        instance=hits.instance,
-        rgb=(rgb8 / 255.0).astype(np.float32),
-    )
+    pixels = _check_pixels(pixels)
+    if shaded is not None:
+        shaded = np.asarray(shaded)
+        if shaded.shape != (len(pixels),) or shaded.dtype != np.bool_:
+            raise ValueError(f"shaded must be a bool (N,) array for N = {len(pixels)} pixels, got {shaded.shape}")
+    hits = caster.cast_unit(objects, room, np.zeros((3, 1)), pixel_directions(K, pixels), albedo_rows=shaded)
+    rows = np.arange(len(pixels)) if shaded is None else shaded.nonzero()[0]
+    coloured = hits if shaded is None else hits.take(rows)
+    rgb8 = np.round(shade(coloured, lit_mask(caster, objects, coloured, lighting), lighting) * 255.0)
+    rgb = np.zeros((len(pixels), 3), dtype=np.float32)
+    rgb[rows] = rgb8 / 255.0
+    return PixelSamples(depth=hits.point[:, 2].copy(), normals=hits.normal, instance=hits.instance, rgb=rgb)
 
 
 def image_pixels(width: int, height: int) -> np.ndarray:

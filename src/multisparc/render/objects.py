@@ -20,7 +20,8 @@ class PlacedObject:
         instance_id: >= 1, the value of its pixels in instance maps (0 is the room, -1 nothing).
         cad_key: the model's id in the renderer's mesh source.
         R: (3, 3) rotation CAD -> camera frame. t: (3,) translation, metres. s: (3,) positive scales
-            along the CAD axes. All stored as float64.
+            along the CAD axes. All stored as float64 copies (do not modify them:
+            the renderer caches what it derives from them).
         albedo: (3,) RGB reflectance in [0, 1].
         texture: procedural pattern in the scaled CAD frame `s * X_cad` (metres).
     """
@@ -39,23 +40,22 @@ class PlacedObject:
             raise ValueError(f"{name}: instance_id must be an int, got {type(self.instance_id).__name__}")
         if self.instance_id < 1:
             raise ValueError(f"{name}: instance_id must be >= 1 (0 is the room), got {self.instance_id}")
-        R = np.asarray(self.R, dtype=np.float64)
-        t = np.asarray(self.t, dtype=np.float64)
-        s = np.asarray(self.s, dtype=np.float64)
-        albedo = np.asarray(self.albedo, dtype=np.float64)
+        # Private copies: the renderer caches what it derives from an object's pose.
+        R, t, s, albedo = (np.array(value, dtype=np.float64) for value in (self.R, self.t, self.s, self.albedo))
         for value, shape, label in (
             (R, (3, 3), "R"),
             (t, (3,), "t"),
             (s, (3,), "s"),
             (albedo, (3,), "albedo"),
         ):
-            if value.shape != shape or not np.all(np.isfinite(value)):
+            if value.shape != shape or not np.isfinite(value).all():
                 raise ValueError(f"{name}: {label} must be finite of shape {shape}, got shape {value.shape}")
-        if not np.allclose(R.T @ R, np.eye(3), atol=_ROTATION_TOLERANCE) or np.linalg.det(R) <= 0:
+        orthogonality = float(np.abs(R.T @ R - np.eye(3)).max())
+        if orthogonality > _ROTATION_TOLERANCE or np.linalg.det(R) <= 0:
             raise ValueError(f"{name}: R is not a rotation matrix (R^T R != I or det <= 0)")
-        if np.any(s <= 0):
+        if (s <= 0).any():
             raise ValueError(f"{name}: scales must be positive, got {s.tolist()}")
-        if np.any(albedo < 0) or np.any(albedo > 1):
+        if (albedo < 0).any() or (albedo > 1).any():
             raise ValueError(f"{name}: albedo must lie in [0, 1], got {albedo.tolist()}")
         object.__setattr__(self, "instance_id", int(self.instance_id))
         object.__setattr__(self, "R", R)

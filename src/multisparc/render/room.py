@@ -8,13 +8,16 @@ ray that leaves the room through it. Room surfaces have instance id 0 in renders
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
 from multisparc.render.texture import PLAIN, Texture
-from multisparc.render.vectors import column, dot
+from multisparc.render.vectors import column, cross, dot
 
 MAX_WALLS = 4
 _FLOOR_TEXTURE = Texture("planks", period=0.18, contrast=0.06)
@@ -23,14 +26,14 @@ _FLOOR_TEXTURE = Texture("planks", period=0.18, contrast=0.06)
 def _vector3(value: Sequence[float] | np.ndarray, name: str) -> np.ndarray:
     """value as a finite float64 (3,) array, or ValueError naming it."""
     array = np.asarray(value, dtype=np.float64)
-    if array.shape != (3,) or not np.all(np.isfinite(array)):
+    if array.shape != (3,) or not np.isfinite(array).all():
         raise ValueError(f"{name} must be 3 finite numbers, got {value!r}")
     return array
 
 
 def _albedo(value: Sequence[float] | np.ndarray, name: str) -> np.ndarray:
     array = _vector3(value, name)
-    if np.any(array < 0) or np.any(array > 1):
+    if (array < 0).any() or (array > 1).any():
         raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
     return array
 
@@ -55,18 +58,18 @@ class Plane:
 
     def __post_init__(self) -> None:
         normal = _vector3(self.normal, "plane normal")
-        length = float(np.linalg.norm(normal))
+        length = math.sqrt(float(normal @ normal))
         if length < 1e-9:
             raise ValueError(f"plane normal must be non-zero, got {self.normal!r}")
         normal = normal / length
         helper = np.zeros(3)
         helper[np.argmin(np.abs(normal))] = 1.0
-        axis_a = np.cross(normal, helper)
-        axis_a /= np.linalg.norm(axis_a)
+        axis_a = cross(normal, helper)
+        axis_a /= math.sqrt(float(axis_a @ axis_a))
         object.__setattr__(self, "point", _vector3(self.point, "plane point"))
         object.__setattr__(self, "normal", normal)
         object.__setattr__(self, "albedo", _albedo(self.albedo, "plane albedo"))
-        object.__setattr__(self, "_axes", np.stack([axis_a, np.cross(normal, axis_a)]))
+        object.__setattr__(self, "_axes", np.stack([axis_a, cross(normal, axis_a)]))
 
     def local_coordinates(self, points: np.ndarray) -> np.ndarray:
         """points (3, M) on the plane, camera frame -> (3, M) in-plane coordinates (a, b, 0), metres."""
@@ -92,6 +95,14 @@ class Room:
     def planes(self) -> tuple[Plane, ...]:
         """Floor, walls, then the ceiling if any: the order of plane indices in `intersect_planes`."""
         return (self.floor, *self.walls, *([self.ceiling] if self.ceiling is not None else []))
+
+    @cached_property
+    def surface_tables(self) -> tuple[np.ndarray, np.ndarray]:
+        """(3, P + 1) float32 normals and albedos of the planes, one column each, then a zero column
+        (what a ray that meets no plane gathers with index -1)."""
+        normals = np.stack([*(plane.normal for plane in self.planes), np.zeros(3)], axis=1)
+        albedos = np.stack([*(plane.albedo for plane in self.planes), np.zeros(3)], axis=1)
+        return normals.astype(np.float32), albedos.astype(np.float32)
 
     @classmethod
     def box(
@@ -154,19 +165,29 @@ def _horizontal_ahead(up: np.ndarray, yaw: float) -> np.ndarray:
 def intersect_planes(room: Room, origins: np.ndarray, directions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """First room surface along each ray.
 
-    origins, directions: (3, N) camera frame, component-major, directions of unit length.
-    Returns distance (N,) float64 along the ray in metres (inf where no plane is hit) and plane index
-    (N,) int64 into `room.planes` (-1 where none is hit).
+    origins: (3, N), or (3, 1) for one shared origin; directions: (3, N) unit; camera frame,
+    component-major. Returns distance (N,) float64 along the ray in metres (inf where no plane is hit)
+    and plane index (N,) int64 into `room.planes` (-1 where none is hit).
+
+    A plane is met from its front side ahead of the origin where both its facing `n . d` and the
+    origin's signed height `n . (p - o)` are negative; then the inverse distance `(n . d) / height` is
+    positive, and the nearest such plane has the largest. Ties keep the first plane.
     """
-    nearest = np.full(origins.shape[1], np.inf)
-    index = np.full(origins.shape[1], -1)
-    for k, plane in enumerate(room.planes):
+    count = directions.shape[1]
+    inverse = []
+    for plane in room.planes:
         normal = column(plane.normal)
-        facing = dot(directions, normal)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            distance = (np.dot(plane.point, plane.normal) - dot(origins, normal)) / facing
-        # Only planes met from their front side and ahead of the origin count; ties keep the first plane.
-        nearer = (facing < 0) & (distance > 0) & (distance < nearest)
-        nearest = np.where(nearer, distance, nearest)
-        index = np.where(nearer, k, index)
-    return nearest, index
+        height = float(plane.point @ plane.normal) - dot(origins, normal)
+        if origins.shape[1] == 1:
+            # One origin: a single height, folded into the normal.
+            inverse.append(dot(directions, normal / height[0]) if height[0] < 0 else np.zeros(count))
+        else:
+            inverse.append(np.divide(dot(directions, normal), height, out=np.zeros(count), where=height < 0))
+    if not inverse:
+        return np.full(count, np.inf), np.full(count, -1)
+    best = functools.reduce(np.maximum, inverse)
+    index = np.full(count, -1)
+    for k in reversed(range(len(inverse))):
+        index[inverse[k] == best] = k
+    met = best > 0
+    return np.divide(1.0, best, out=np.full(count, np.inf), where=met), np.where(met, index, -1)

@@ -55,11 +55,13 @@ def lit_mask(caster: RayCaster, objects: Sequence[PlacedObject], hits: Hits, lig
     """(N,) bool: whether the light reaches each hit (it faces the light and, with shadows, no object
     lies between it and the light)."""
     towards = np.asarray(lighting.towards_light)
-    lit = hits.hit & (dot(hits.normal.T, column(towards)) > 0)
+    normal = hits.normal.T
+    lit = hits.hit & (dot(normal, column(towards)) > 0)
     if lighting.shadows and objects:
-        rows = np.flatnonzero(lit)
-        starts = hits.point[rows].astype(np.float64) + SHADOW_OFFSET * hits.normal[rows]
-        lit[rows] = ~caster.occluded(objects, starts, np.broadcast_to(towards, starts.shape))
+        rows = lit.nonzero()[0]
+        # Component-major (3, M); handed over as its (M, 3) view.
+        starts = hits.point.T.take(rows, axis=1).astype(np.float64) + SHADOW_OFFSET * normal.take(rows, axis=1)
+        lit[rows] = ~caster.occluded(objects, starts.T, towards)
     return lit
 
 

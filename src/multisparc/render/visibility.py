@@ -12,9 +12,9 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from multisparc.render.frame import check_intrinsics, image_pixels, pixel_rays
+from multisparc.render.frame import check_intrinsics, image_pixels, pixel_directions
 from multisparc.render.objects import PlacedObject
-from multisparc.render.raycast import RayCaster
+from multisparc.render.raycast import BACKGROUND_INSTANCE, RayCaster
 
 # Near-plane depth (metres) for projecting bounding boxes; boxes reaching closer are not projected.
 _NEAR = 1e-3
@@ -75,10 +75,9 @@ def render_object_alone(caster: RayCaster, obj: PlacedObject, K: np.ndarray, wid
     K = check_intrinsics(K)
     col0, row0, col1, row1 = _projected_window(caster, obj, K, width, height)
     window = image_pixels(col1 - col0 + 1, row1 - row0 + 1) + np.array([col0, row0])
-    directions = pixel_rays(K, window)
-    hits = caster.cast([obj], None, np.zeros(3), directions)
+    instance = caster.instances([obj], None, np.zeros((3, 1)), pixel_directions(K, window))
     silhouette = np.zeros((height, width), dtype=bool)
-    silhouette[window[:, 1], window[:, 0]] = hits.hit
+    silhouette[window[:, 1], window[:, 0]] = instance != BACKGROUND_INSTANCE
     return silhouette
 
 

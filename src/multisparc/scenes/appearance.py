@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import colorsys
+
 import numpy as np
-from matplotlib.colors import hsv_to_rgb
 
 from multisparc.render import PATTERNS, Lighting, Texture
 from multisparc.scenes.camera_rig import CameraRig
@@ -14,8 +15,7 @@ _OBJECT_PATTERNS = ("plain",) * (len(PATTERNS) - 1) + tuple(p for p in PATTERNS 
 
 def random_colour(rng: np.random.Generator, saturation: tuple[float, float], value: tuple[float, float]) -> np.ndarray:
     """(3,) RGB in [0, 1] of a uniform hue and the given saturation and value ranges."""
-    hsv = np.array([rng.uniform(), rng.uniform(*saturation), rng.uniform(*value)])
-    return hsv_to_rgb(hsv)
+    return np.array(colorsys.hsv_to_rgb(rng.uniform(), rng.uniform(*saturation), rng.uniform(*value)))
 
 
 def random_object_material(rng: np.random.Generator) -> tuple[np.ndarray, Texture]:

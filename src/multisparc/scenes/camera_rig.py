@@ -1,22 +1,25 @@
 """The synthetic camera: intrinsics, and a pose standing in the room looking slightly down.
 
 World frame: Y up, floor at y = 0, metres. Camera frame: OpenCV (x right, y down, z forward). The
-world -> camera rotation is `multisparc.geometry.yaw_pitch_roll_to_matrix(yaw, pitch, roll)`: the
-world plays the part of an upright model, so pitch > 0 looks down and gravity up in the camera frame
-is `(sin(roll) cos(pitch), -cos(roll) cos(pitch), -sin(pitch))`.
+world -> camera rotation is `multisparc.geometry.yaw_pitch_roll_to_matrix(yaw, pitch, roll)` (the same
+convention, computed with scipy here): the world plays the part of an upright model, so pitch > 0
+looks down and gravity up in the camera frame is `(sin(roll) cos(pitch), -cos(roll) cos(pitch),
+-sin(pitch))`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
-import torch
+from scipy.spatial.transform import Rotation
 
-from multisparc.geometry import yaw_pitch_roll_to_matrix
 from multisparc.scenes.config import SceneConfig
 
 WORLD_UP = np.array([0.0, 1.0, 0.0])
+# Rx(pi), column scales: the upright flip of `multisparc.geometry.yaw_pitch_roll_to_matrix`.
+_FLIP_UPRIGHT = np.array([1.0, -1.0, -1.0])
 
 
 @dataclass(frozen=True)
@@ -42,8 +45,10 @@ class CameraRig:
         cls, K: np.ndarray, width: int, height: int, position: np.ndarray, yaw: float, pitch: float, roll: float
     ) -> CameraRig:
         """A camera at `position` (3,) world metres, turned by yaw, pitched down by pitch, rolled by roll."""
-        rotation = yaw_pitch_roll_to_matrix(*(torch.tensor(a, dtype=torch.float64) for a in (yaw, pitch, roll)))
-        return cls(K, width, height, np.asarray(position, dtype=np.float64), rotation.numpy(), yaw, pitch, roll)
+        # `yaw_pitch_roll_to_matrix`'s rotation through scipy: torch costs ~0.5 ms per scene here.
+        turned = Rotation.from_euler("ZXY", [roll, pitch, -yaw]).as_matrix()
+        rotation = turned * _FLIP_UPRIGHT
+        return cls(K, width, height, np.asarray(position, dtype=np.float64), rotation, yaw, pitch, roll)
 
     @property
     def up(self) -> np.ndarray:
@@ -62,11 +67,16 @@ class CameraRig:
         """World points (N, 3) -> camera frame (N, 3), metres."""
         return (points - self.position) @ self.world_to_camera.T
 
+    @cached_property
+    def K_inverse(self) -> np.ndarray:
+        """(3, 3) K^-1: the camera-frame ray K^-1 [u, v, 1] of image point (u, v)."""
+        return np.linalg.inv(self.K)
+
     def floor_points(self, uv: np.ndarray) -> np.ndarray:
         """Where the rays through image points uv (N, 2) (any real (u, v), also outside the image) meet
         the floor: (N, 3) world points, NaN for rays that do not go down."""
         homogeneous = np.column_stack([uv, np.ones(len(uv))])
-        directions = (homogeneous @ np.linalg.inv(self.K).T) @ self.world_to_camera  # camera -> world
+        directions = (homogeneous @ self.K_inverse.T) @ self.world_to_camera  # camera -> world
         descent = -directions[:, 1]
         with np.errstate(divide="ignore", invalid="ignore"):
             reach = np.where(descent > 1e-9, self.position[1] / descent, np.nan)

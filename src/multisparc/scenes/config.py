@@ -33,8 +33,10 @@ class SceneConfig:
     `wall_margin` from the walls; ceiling at U(ceiling_height) (above the camera and the objects).
 
     Visibility: `visibility_points` surface samples per object are projected and checked by sparse ray
-    casting; an object is detected when its visible fraction is at least `min_visible_fraction` and at
-    most `max_truncation` of it lies outside the image. A scene with fewer than `min_detections`
+    casting, the first `visibility_fraction_points` of them for the visible fraction, all of them for the
+    truncation and the visible part's box (of which only the samples near its edges are cast); an
+    object is detected when its visible fraction is at least `min_visible_fraction` and at most
+    `max_truncation` of it lies outside the image. A scene with fewer than `min_detections`
     detected objects is rejected and drawn again, at most `max_attempts` times.
     """
 
@@ -58,6 +60,7 @@ class SceneConfig:
     wall_margin: float = 0.1
     ceiling_height: tuple[float, float] = (2.4, 3.2)
     visibility_points: int = 4000
+    visibility_fraction_points: int = 500
     min_visible_fraction: float = 0.3
     max_truncation: float = 0.6
     min_detections: int = 1
@@ -77,7 +80,15 @@ class SceneConfig:
             object.__setattr__(self, "categories", tuple(canonical_category(c) for c in self.categories))
             if not self.categories:
                 raise ValueError("SceneConfig.categories must name at least one class (or be None for all)")
-        positive = ("width", "height", "focal", "max_anisotropy", "placement_tries", "visibility_points")
+        positive = (
+            "width",
+            "height",
+            "focal",
+            "max_anisotropy",
+            "placement_tries",
+            "visibility_points",
+            "visibility_fraction_points",
+        )
         for name in (*positive, "max_attempts", "min_detections"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"SceneConfig.{name} must be positive, got {getattr(self, name)!r}")

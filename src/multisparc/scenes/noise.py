@@ -27,9 +27,16 @@ from enum import IntEnum
 from typing import Any
 
 import numpy as np
-from scipy.stats import norm
+from scipy.special import ndtri
 
-from multisparc.scenes.pixel_fields import hashed_normal, hashed_uniform, smooth_field
+from multisparc.scenes.pixel_fields import (
+    hashed_normal,
+    hashed_normals,
+    hashed_uniform,
+    hashed_uniforms,
+    smooth_field,
+    smooth_fields,
+)
 
 # Wavelength ranges (pixels) of the smooth fields: depth/normal errors vary across the image, the
 # geometry and mask displacements over a few object parts, mask holes are blobs of a few pixels.
@@ -170,6 +177,8 @@ class PerceptionNoise:
         self.params = replace(params, **overrides)
         if overrides:
             self.name = f"{self.name}+custom"
+        # The level of the hole field that a share `mask_holes` of a unit normal field exceeds.
+        self._hole_level = -float(ndtri(self.params.mask_holes)) if self.params.mask_holes else np.inf
 
     def __repr__(self) -> str:
         return f"PerceptionNoise({self.name!r})"
@@ -181,15 +190,15 @@ class PerceptionNoise:
         rounded and clamped into the width x height image."""
         if shift == 0 and blur == 0:
             return pixels
-        moved = pixels.astype(np.float64)
-        for axis in (0, 1):
-            if shift:
-                moved[:, axis] += shift * smooth_field(seed, stream + axis, pixels, wavelengths)
-            if blur:
-                offset = 2.0 * hashed_uniform(seed, Stream.GEOMETRY_BLUR + axis, pixels) - 1.0
-                moved[:, axis] += blur * offset
-        limit = np.array(size) - 1
-        return np.clip(np.rint(moved), 0, limit).astype(np.int64)
+        # float32 is ample for offsets of a few pixels.
+        moved = pixels.T.astype(np.float32)
+        if shift:
+            moved += shift * smooth_fields(seed, (stream, stream + 1), pixels, wavelengths)
+        if blur:
+            offset = hashed_uniforms(seed, (Stream.GEOMETRY_BLUR, Stream.GEOMETRY_BLUR + 1), pixels).astype(np.float32)
+            moved += blur * (2.0 * offset - 1.0)
+        limit = np.array(size, dtype=np.float32)[:, None] - 1
+        return np.clip(np.rint(moved), 0, limit).astype(np.int64).T
 
     def geometry_pixels(self, pixels: np.ndarray, seed: int, width: int, height: int) -> np.ndarray:
         """(N, 2) int pixels whose clean depth and normal become the noisy ones of `pixels`."""
@@ -214,48 +223,47 @@ class PerceptionNoise:
         """(N,) bool: pixels in a mask hole (no instance)."""
         if self.params.mask_holes == 0:
             return np.zeros(len(pixels), dtype=bool)
-        level = norm.isf(self.params.mask_holes)
-        return smooth_field(seed, Stream.MASK_HOLES, pixels, HOLE_WAVELENGTHS) > level
+        return smooth_field(seed, Stream.MASK_HOLES, pixels, HOLE_WAVELENGTHS) > self._hole_level
 
     def depth(self, depth: np.ndarray, pixels: np.ndarray, seed: int) -> np.ndarray:
-        """Noisy (N,) float32 z-depth (metres, 0 = unknown) from clean depth (N,) at `pixels`."""
+        """Noisy (N,) float32 z-depth (metres, 0 = unknown) from clean depth (N,) at `pixels`.
+        Computed in float32, the precision of the depth itself."""
         p = self.params
-        z = depth.astype(np.float64)
-        noisy = z.copy()
-        if p.depth_scale_error:
-            noisy *= 1.0 + p.depth_scale_error * smooth_field(seed, Stream.DEPTH_SCALE, pixels, ERROR_WAVELENGTHS)
-        if p.depth_offset_error:
-            noisy += p.depth_offset_error * smooth_field(seed, Stream.DEPTH_OFFSET, pixels, ERROR_WAVELENGTHS)
+        z = depth.astype(np.float32)
+        noisy = z
+        if p.depth_scale_error or p.depth_offset_error:
+            scale, offset = smooth_fields(seed, (Stream.DEPTH_SCALE, Stream.DEPTH_OFFSET), pixels, ERROR_WAVELENGTHS)
+            noisy = z * (1.0 + p.depth_scale_error * scale) + p.depth_offset_error * offset
         if p.depth_sigma_const or p.depth_sigma_quadratic:
             sigma = p.depth_sigma_const + p.depth_sigma_quadratic * z * z
-            noisy += sigma * hashed_normal(seed, Stream.DEPTH_WHITE, pixels)
+            noisy = noisy + sigma * hashed_normal(seed, Stream.DEPTH_WHITE, pixels)
         keep = (z > 0) & (noisy > 0)
         if p.depth_dropout:
             keep &= hashed_uniform(seed, Stream.DEPTH_DROPOUT, pixels) >= p.depth_dropout
-        return np.where(keep, noisy, 0.0).astype(np.float32)
+        return np.where(keep, noisy, np.float32(0.0))
 
     def normals(self, normals: np.ndarray, pixels: np.ndarray, seed: int, K: np.ndarray) -> np.ndarray:
         """Noisy (N, 3) float32 unit normals (camera frame, facing the camera, zero = unknown) from clean
-        normals (N, 3) at `pixels` under intrinsics K (3, 3)."""
+        normals (N, 3) at `pixels` under intrinsics K (3, 3). Computed in float32 (the normals' own
+        precision) on component-major arrays; the result is the (N, 3) view of one."""
         p = self.params
         if not (p.normal_field or p.normal_sigma):
             return normals.astype(np.float32)
-        n = [normals[:, axis].astype(np.float64) for axis in range(3)]
-        known = (n[0] != 0) | (n[1] != 0) | (n[2] != 0)
-        for axis in range(3):
-            if p.normal_field:
-                n[axis] = n[axis] + p.normal_field * smooth_field(
-                    seed, Stream.NORMAL_FIELD + axis, pixels, ERROR_WAVELENGTHS
-                )
-            if p.normal_sigma:
-                n[axis] = n[axis] + p.normal_sigma * hashed_normal(seed, Stream.NORMAL_WHITE + axis, pixels)
-        length = np.sqrt(n[0] * n[0] + n[1] * n[1] + n[2] * n[2])
-        n = [component / length for component in n]
+        n = normals.T.astype(np.float32)
+        known = (n != 0).any(axis=0)
+        streams = tuple(Stream.NORMAL_FIELD + axis for axis in range(3))
+        if p.normal_field:
+            n += p.normal_field * smooth_fields(seed, streams, pixels, ERROR_WAVELENGTHS)
+        if p.normal_sigma:
+            n += p.normal_sigma * hashed_normals(seed, tuple(Stream.NORMAL_WHITE + axis for axis in range(3)), pixels)
+        n /= np.sqrt((n * n).sum(axis=0))
         # Unit viewing ray K^-1 [u, v, 1], written per component like everything here (elementwise bits).
-        ray = [(pixels[:, 0] - K[0, 2]) / K[0, 0], (pixels[:, 1] - K[1, 2]) / K[1, 1], np.ones(len(pixels))]
-        ray_length = np.sqrt(ray[0] * ray[0] + ray[1] * ray[1] + ray[2] * ray[2])
-        ray = [component / ray_length for component in ray]
+        fx, fy, cx, cy = (float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]))
+        ray = np.ones((3, len(pixels)), dtype=np.float32)
+        ray[0] = (pixels[:, 0].astype(np.float32) - cx) / fx
+        ray[1] = (pixels[:, 1].astype(np.float32) - cy) / fy
+        ray /= np.sqrt((ray * ray).sum(axis=0))
         # A normal tipped away from the camera is mirrored about the plane normal to the ray.
-        towards = np.maximum(n[0] * ray[0] + n[1] * ray[1] + n[2] * ray[2], 0.0)
-        noisy = np.stack([n[axis] - 2.0 * towards * ray[axis] for axis in range(3)], axis=1)
-        return np.where(known[:, None], noisy, 0.0).astype(np.float32)
+        towards = np.maximum((n * ray).sum(axis=0), 0.0)
+        n -= 2.0 * towards * ray
+        return np.where(known, n, np.float32(0.0)).T

@@ -63,11 +63,23 @@ def _perceive(
     read) and `at_mask` (N,) (where its instance is read)."""
     holes = noise.mask_holes(pixels, seed)
     return _Perceived(
-        rgb=clean.rgb[at_pixel],
-        depth=noise.depth(clean.depth[at_geometry], pixels, seed),
-        normals=noise.normals(clean.normals[at_geometry], pixels, seed, K),
-        instance=np.where(holes, BACKGROUND_INSTANCE, clean.instance[at_mask]).astype(np.int32),
+        rgb=clean.rgb.take(at_pixel, axis=0),
+        depth=noise.depth(clean.depth.take(at_geometry), pixels, seed),
+        normals=noise.normals(clean.normals.T.take(at_geometry, axis=1).T, pixels, seed, K),
+        instance=np.where(holes, BACKGROUND_INSTANCE, clean.instance.take(at_mask)).astype(np.int32),
     )
+
+
+def _distinct(linear: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values (M,) sorted of `linear` (N,) int in [0, size) and the index (N,) of each
+    value among them, as `np.unique(..., return_inverse=True)`, by marking a table of `size` entries
+    (pixel indices of one image: several times faster than sorting)."""
+    marked = np.zeros(size, dtype=bool)
+    marked[linear] = True
+    distinct = marked.nonzero()[0]
+    slot = np.empty(size, dtype=np.int32)
+    slot[distinct] = np.arange(len(distinct))
+    return distinct, slot.take(linear)
 
 
 class RenderedPixelSource:
@@ -112,23 +124,28 @@ class RenderedPixelSource:
         mask_pixels = self.noise.mask_pixels(pixels, self.seed, self.width, self.height)
         # One cast for every distinct pixel read: without noise the three sets are the same.
         linear = np.concatenate([p[:, 1] * self.width + p[:, 0] for p in (pixels, geometry, mask_pixels)])
-        unique, where = np.unique(linear, return_inverse=True)
+        distinct, where = _distinct(linear, self.width * self.height)
+        count = len(pixels)
+        # Colour (textures, light, shadow rays) only where it is read: at the asked pixels themselves.
+        shaded = np.zeros(len(distinct), dtype=bool)
+        shaded[where[:count]] = True
         clean = render_pixels(
             self.caster,
             self.scene.placed_objects,
             self.scene.room,
             self.K,
-            np.stack([unique % self.width, unique // self.width], axis=1),
+            np.stack([distinct % self.width, distinct // self.width], axis=1),
             self.scene.lighting,
+            shaded,
         )
-        count = len(pixels)
         seen = _perceive(
             clean, where[:count], where[count : 2 * count], where[2 * count :], pixels, self.noise, self.seed, self.K
         )
         mask = np.zeros(count, dtype=np.float32)
-        for k in np.unique(detection_index):
-            rows = np.flatnonzero(detection_index == k)
-            mask[rows] = self.detections[int(k)].mask(seen.instance[rows], pixels[rows])
+        for k, detection in enumerate(self.detections):
+            rows = (detection_index == k).nonzero()[0]
+            if len(rows):
+                mask[rows] = detection.mask(seen.instance.take(rows), pixels.take(rows, axis=0))
         return PixelData(rgb=seen.rgb, depth=seen.depth, normals=seen.normals, mask=mask)
 
 

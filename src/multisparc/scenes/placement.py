@@ -11,17 +11,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 from multisparc.cad import CadIndex
 from multisparc.categories import scale_range
-from multisparc.scenes.camera_rig import WORLD_UP, CameraRig
+from multisparc.scenes.camera_rig import CameraRig
 from multisparc.scenes.config import SceneConfig
 
-# Candidate image points drawn at once when looking for a spot on the floor (vectorised rejection).
-_FLOOR_CANDIDATES = 64
-# Batches of candidates drawn at most: views that show little floor give up after these.
-_SPOT_BATCHES = 8
+# Candidate image points drawn at once when looking for a spot on the floor (vectorised rejection);
+# views that show little floor give up after these.
+_FLOOR_CANDIDATES = 512
 # New models tried for an object that fits nowhere before the whole placement gives up.
 _REDRAWS = 3
 
@@ -99,6 +97,13 @@ def sample_scale(category: str, extent: np.ndarray, max_anisotropy: float, rng: 
     return np.clip(np.exp(log_scale), low, high)
 
 
+def _yaw_rotation(yaw: float) -> np.ndarray:
+    """(3, 3) rotation by `yaw` radians about +Y (scipy's `Rotation.from_euler("y", yaw)`, written out:
+    it is built for every candidate placement, where scipy's per-call overhead would dominate)."""
+    c, s = np.cos(yaw), np.sin(yaw)
+    return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+
+
 def stand_on_floor(
     bounds: np.ndarray, s: np.ndarray, yaw: float, centre_xz: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, Footprint]:
@@ -107,12 +112,34 @@ def stand_on_floor(
 
     Returns R (3, 3), t (3,) and the footprint.
     """
-    R = Rotation.from_euler("y", yaw).as_matrix()
+    R = _yaw_rotation(yaw)
     box_centre = R @ (s * bounds.mean(axis=0))
     t = np.array([centre_xz[0] - box_centre[0], -s[1] * bounds[0, 1], centre_xz[1] - box_centre[2]])
     half_size = s[[0, 2]] * (bounds[1, [0, 2]] - bounds[0, [0, 2]]) / 2
     axes = R[np.ix_([0, 2], [0, 2])].T  # CAD x and z axes in world (x, z)
     return R, t, Footprint(np.asarray(centre_xz, dtype=np.float64), axes, half_size)
+
+
+def _first_free(
+    spots: np.ndarray, axes: np.ndarray, half_size: np.ndarray, others: Sequence[Footprint], margins: np.ndarray
+) -> int | None:
+    """Index of the first footprint centre among `spots` (M, 2) at which a rectangle of `axes` (2, 2)
+    and `half_size` (2,) keeps `margins` (J,) from the `others` (J) (`footprints_overlap` of each spot
+    against each other footprint, all at once), or None."""
+    if not len(spots):
+        return None
+    other_axes = np.stack([other.axes for other in others])  # (J, 2, 2)
+    other_half = np.stack([other.half_size for other in others])  # (J, 2)
+    other_centre = np.stack([other.centre for other in others])  # (J, 2)
+    # The 4 separating axes of each pair (J, 4, 2): the new rectangle's and the other's edge normals.
+    separating = np.concatenate([np.broadcast_to(axes, other_axes.shape), other_axes], axis=1)
+    reach = np.abs(separating @ axes.T) @ half_size + np.einsum(
+        "jkd,jd->jk", np.abs(separating @ other_axes.transpose(0, 2, 1)), other_half
+    )
+    gap = np.abs(np.einsum("mjd,jkd->mjk", other_centre[None] - spots[:, None], separating))
+    apart = (gap >= reach[None] + margins[None, :, None]).any(axis=2)  # (M, J)
+    free = apart.all(axis=1).nonzero()[0]
+    return int(free[0]) if len(free) else None
 
 
 def _spots_in_view(rig: CameraRig, config: SceneConfig, centre_height: float, rng: np.random.Generator) -> np.ndarray:
@@ -124,19 +151,20 @@ def _spots_in_view(rig: CameraRig, config: SceneConfig, centre_height: float, rn
     corner_low = np.array([-config.view_margin * width, 0.0])
     corner_high = np.array([(1.0 + config.view_margin) * width, 2.0 * height])
     low, high = config.object_distance
-    spots = []
-    for _ in range(_SPOT_BATCHES):
-        floor = rig.floor_points(rng.uniform(corner_low, corner_high, (_FLOOR_CANDIDATES, 2)))
-        distance = np.linalg.norm(floor[:, [0, 2]] - rig.position[[0, 2]], axis=1)
-        centre = rig.to_camera(floor + centre_height * WORLD_UP)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            uv = (centre @ rig.K.T)[:, :2] / centre[:, 2:]
-        # NaN (rays that miss the floor) compares False everywhere.
-        shown = (centre[:, 2] > 0) & np.all((uv >= 0) & (uv <= np.array([width - 1, height - 1])), axis=1)
-        spots.append(floor[shown & (distance >= low) & (distance <= high)][:, [0, 2]])
-        if sum(map(len, spots)) >= config.placement_tries:
-            break
-    return np.concatenate(spots)[: config.placement_tries]
+    uv = rng.uniform(corner_low, corner_high, (_FLOOR_CANDIDATES, 2))
+    # Component-major (3, M): the candidates' camera-frame rays and their world directions.
+    rays = rig.K_inverse[:, 0:1] * uv[:, 0] + rig.K_inverse[:, 1:2] * uv[:, 1] + rig.K_inverse[:, 2:3]
+    world = rig.world_to_camera.T @ rays
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # Ray parameter of the floor point (NaN for rays that do not go down: it compares False).
+        reach = np.where(world[1] < -1e-9, rig.position[1] / -world[1], np.nan)
+        # The box centre above it, camera frame, and the pixel it shows at.
+        centre = reach * rays + centre_height * rig.up[:, None]
+        pixel = (rig.K @ centre)[:2] / centre[2]
+    distance = reach * np.hypot(world[0], world[2])
+    shown = (centre[2] > 0) & (pixel[0] >= 0) & (pixel[0] <= width - 1) & (pixel[1] >= 0) & (pixel[1] <= height - 1)
+    chosen = (shown & (distance >= low) & (distance <= high)).nonzero()[0][: config.placement_tries]
+    return rig.position[[0, 2]] + (reach[chosen] * world[[0, 2]][:, chosen]).T
 
 
 def place_objects(
@@ -182,11 +210,13 @@ def _place_one(
     bounds = np.stack([centre - extent / 2, centre + extent / 2])
     s = sample_scale(entry.category, extent, config.max_anisotropy, rng)
     yaw = rng.uniform(-np.pi, np.pi)
-    for spot in _spots_in_view(rig, config, s[1] * extent[1] / 2, rng):
-        R, t, footprint = stand_on_floor(bounds, s, yaw, spot)
-        blocked = footprints_overlap(footprint, camera_zone, config.camera_clearance / 2) or any(
-            footprints_overlap(footprint, other.footprint, config.footprint_margin) for other in placed
-        )
-        if not blocked:
-            return StandingObject(cad_id, entry.category, entry.sym, R, t, s, footprint)
-    return None
+    spots = _spots_in_view(rig, config, s[1] * extent[1] / 2, rng)
+    # The footprint's shape (as `stand_on_floor` makes it): CAD x and z axes turned by yaw, half sizes.
+    axes = _yaw_rotation(yaw)[np.ix_([0, 2], [0, 2])].T
+    half_size = s[[0, 2]] * extent[[0, 2]] / 2
+    margins = np.array([config.camera_clearance / 2] + [config.footprint_margin] * len(placed))
+    free = _first_free(spots, axes, half_size, [camera_zone, *(other.footprint for other in placed)], margins)
+    if free is None:
+        return None
+    R, t, footprint = stand_on_floor(bounds, s, yaw, spots[free])
+    return StandingObject(cad_id, entry.category, entry.sym, R, t, s, footprint)

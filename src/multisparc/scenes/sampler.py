@@ -83,7 +83,9 @@ class SceneSampler:
             t = rig.to_camera(obj.t[None])[0]
             placed.append(PlacedObject(instance_id, obj.cad_id, R, t, obj.s, albedo, texture))
         points = [self.cads.points(obj.cad_id, config.visibility_points)[0] for obj in standing]
-        seen = estimate_visibility(self.caster, placed, points, rig.K, config.width, config.height)
+        seen = estimate_visibility(
+            self.caster, placed, points, rig.K, config.width, config.height, config.visibility_fraction_points
+        )
         objects = tuple(
             SceneObject(
                 instance_id=item.instance_id,
@@ -104,6 +106,10 @@ class SceneSampler:
             )
             for obj, item, visibility in zip(standing, placed, seen, strict=True)
         )
+        for scene_object, item in zip(objects, placed, strict=True):
+            # The cached `placed` is the object the visibility was cast with: the renderer keeps what it
+            # derived from it (its transforms and bounds) for the scene's renders.
+            vars(scene_object)["placed"] = item
         if sum(obj.detected for obj in objects) < config.min_detections:
             return None
         # World origin at the room's floor centre.
