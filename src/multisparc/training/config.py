@@ -1,0 +1,165 @@
+"""Training configuration: one YAML file with the network, token, scene and optimisation settings.
+
+Shipped presets (package data `multisparc/configs/<name>.yaml`): `paper` (the paper's sizes: N_bbox
+2000, N_CAD 500, N_latent 80, C_latent 256, 20 images a batch), `cpu` (a small network and sparse
+tokens for a 2-core CPU, two hours of training) and `tiny` (well under a second per step, for
+tests). Any other YAML file with the same layout works; missing keys take the defaults below.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from multisparc.inputs import InputConfig
+from multisparc.model import ModelConfig
+from multisparc.scenes import NOISE_LEVELS, SceneConfig
+
+PRESETS: tuple[str, ...] = ("paper", "cpu", "tiny")
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+#: Fields that only steer a run (how long, how often, where), not what is learned: a resumed run may
+#: change them; changing any other field of a checkpointed run is an error.
+RUN_CONTROL_FIELDS: frozenset[str] = frozenset(
+    {"num_workers", "val_every", "checkpoint_every", "log_every", "max_steps", "time_budget_s", "device"}
+)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run needs.
+
+    model, inputs, scenes: `ModelConfig`, `InputConfig`, `SceneConfig` (their own docstrings).
+    noise: perception noise level of the synthetic observations ("clean", "mild", "realistic").
+    cads: "procedural" (the embedded procedural library, `procedural_per_class` models a class, built
+        into `<out>/cads`) or the path of a `cads.json` (relative paths are taken from the working folder).
+    batch_size: images per optimisation step over all processes (the paper: 20); with `torchrun` each
+        of the world_size processes takes batch_size / world_size of them.
+    lr, weight_decay: of the LAMB optimizer (paper: lr 1e-3).
+    refinement_steps: forward passes per batch, each starting from the previous (detached) prediction
+        and each followed by an optimizer step (paper: 3).
+    n_loss: CAD points of the alignment loss (paper: 1000). classifier_ratio: share of objects that are
+        classifier examples (paper: 1 in 4).
+    num_workers: data-loader processes rendering training images (0 = in the training process).
+    val_scenes: size of the fixed validation set; val_every, checkpoint_every, log_every: in steps.
+    max_steps: stop after this many steps (batches); time_budget_s: stop after this many seconds of
+        this run (None: no limit). At least one of the two must be set.
+    seed: of the model initialisation, the training stream and the validation set.
+    device: "auto" (CUDA when available), "cpu" or "cuda".
+    """
+
+    model: ModelConfig = field(default_factory=ModelConfig.paper)
+    inputs: InputConfig = field(default_factory=InputConfig.paper)
+    scenes: SceneConfig = field(default_factory=SceneConfig)
+    noise: str = "realistic"
+    cads: str = "procedural"
+    procedural_per_class: int = 8
+    batch_size: int = 20
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    refinement_steps: int = 3
+    n_loss: int = 1000
+    classifier_ratio: float = 0.25
+    num_workers: int = 2
+    val_scenes: int = 64
+    val_every: int = 500
+    checkpoint_every: int = 500
+    log_every: int = 10
+    max_steps: int | None = 100_000
+    time_budget_s: float | None = None
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        positive = ("procedural_per_class", "batch_size", "refinement_steps", "n_loss", "val_every")
+        for name in (*positive, "checkpoint_every", "log_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("num_workers", "val_scenes", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        if self.noise not in NOISE_LEVELS:
+            raise ValueError(f"noise must be one of {', '.join(NOISE_LEVELS)}, got {self.noise!r}")
+        if not 0.0 <= self.classifier_ratio <= 1.0:
+            raise ValueError(f"classifier_ratio must lie in [0, 1], got {self.classifier_ratio!r}")
+        if not self.lr > 0 or not self.weight_decay >= 0:
+            raise ValueError(
+                f"lr must be > 0 and weight_decay >= 0, got {self.lr!r} and {self.weight_decay!r}"
+            )
+        if self.max_steps is None and self.time_budget_s is None:
+            raise ValueError("set max_steps or time_budget_s (or both): a run needs a stopping rule")
+        if self.max_steps is not None and (not isinstance(self.max_steps, int) or self.max_steps < 0):
+            raise ValueError(f"max_steps must be a non-negative integer or null, got {self.max_steps!r}")
+        if self.time_budget_s is not None and not self.time_budget_s > 0:
+            raise ValueError(f"time_budget_s must be positive or null, got {self.time_budget_s!r}")
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Nested plain dict (the YAML layout)."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["model"] = self.model.to_dict()
+        data["inputs"] = self.inputs.to_dict()
+        data["scenes"] = self.scenes.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "training config") -> TrainConfig:
+        """Inverse of `to_dict`; missing keys take the defaults. Errors name `source` and the problem."""
+        if not isinstance(data, dict):
+            raise ValueError(f"{source}: expected a mapping of training settings, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{source}: unknown setting(s) {unknown}; expected some of {sorted(known)}")
+        values = dict(data)
+        try:
+            if "model" in values:
+                values["model"] = ModelConfig.from_dict(values["model"])
+            if "inputs" in values:
+                values["inputs"] = InputConfig.from_dict(values["inputs"])
+            if "scenes" in values:
+                values["scenes"] = SceneConfig.from_dict(values["scenes"], source=f"{source} (scenes)")
+            return cls(**values)
+        except (TypeError, ValueError) as error:
+            message = str(error)
+            raise ValueError(message if message.startswith(source) else f"{source}: {message}") from error
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with some top-level fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def learned_differences(self, other: TrainConfig) -> list[str]:
+        """Names of the fields, other than RUN_CONTROL_FIELDS, in which `other` differs."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return sorted(key for key in mine if key not in RUN_CONTROL_FIELDS and mine[key] != theirs[key])
+
+
+def preset_path(name: str) -> Path:
+    """Path of the shipped preset YAML `name` (one of PRESETS)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; expected one of {', '.join(PRESETS)} or a YAML file")
+    return Path(str(resources.files("multisparc") / "configs" / f"{name}.yaml"))
+
+
+def load_config(name_or_path: str | Path) -> TrainConfig:
+    """A preset by name (`paper`, `cpu`, `tiny`) or a YAML file by path."""
+    path = preset_path(str(name_or_path)) if str(name_or_path) in PRESETS else Path(name_or_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such training config (presets: {', '.join(PRESETS)})")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: malformed YAML ({error})") from error
+    return TrainConfig.from_dict(data if data is not None else {}, source=str(path))
+
+
+def save_config(config: TrainConfig, path: Path) -> None:
+    """Write the config as YAML (the layout `load_config` reads)."""
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")

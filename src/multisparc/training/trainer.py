@@ -1,0 +1,530 @@
+"""The training loop of Multi-SPARC-Net (paper Sec. 3.3 "Iterative Refinements", Sec. 3.4, Supp. B).
+
+One step takes a new batch of images and runs `refinement_steps` (3) passes over it. Each pass builds
+the tokens of every detection under its current pose, predicts updates and logits, takes the losses
+(`multisparc.training.losses`) and makes one LAMB step; the detached predictions become the next
+pass's poses, so the network learns from the poses it produces itself. Classifier examples take a
+fresh draw from the classifier regions at every pass instead of their prediction (more distinct
+classifier poses per rendered image; their updates carry no loss anyway).
+
+Runs on one CPU, one GPU or, under `torchrun`, on several processes with DistributedDataParallel
+(gloo on CPU, NCCL on GPU): every rank renders its own share of each batch (rank-dependent seeds), rank
+0 alone validates, logs and writes files. Out folder:
+
+    config.yaml        the run's configuration
+    checkpoint.pt      model, optimizer, step, config and RNG states (written atomically; `resume`)
+    model.pt           model config, token config and weights only (for `multisparc align`)
+    metrics.jsonl      one JSON record per validation (step, time, accuracies, losses)
+    tensorboard/       TensorBoard logs: losses, classifier and alignment accuracy, throughput
+    cads/              the procedural CAD library, when `cads: procedural`
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from multisparc.cad.procedural import build_library
+from multisparc.datasets.pixels import PixelSource
+from multisparc.geometry import Pose, apply_update, is_aligned, symmetry_rotations
+from multisparc.inputs import chunk_indices, collate, step_tokens, uncollate
+from multisparc.model import MultiSparcNet
+from multisparc.render import RayCaster
+from multisparc.training.checkpoint import export_model, load_checkpoint, restore_rng_states, save_checkpoint
+from multisparc.training.config import TrainConfig, save_config
+from multisparc.training.data import (
+    ImageBuilder,
+    TrainingImage,
+    TrainingStream,
+    process_resources,
+    select_poses,
+    training_loader,
+    validation_images,
+)
+from multisparc.training.lamb import Lamb
+from multisparc.training.losses import (
+    LABEL_THRESHOLDS,
+    alignment_loss,
+    classifier_labels,
+    classifier_loss,
+    symmetric_point_distances,
+)
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "checkpoint.pt"
+MODEL_NAME = "model.pt"
+METRICS_NAME = "metrics.jsonl"
+
+
+# Processes and devices ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Processes:
+    """This process's place in the run: rank of world_size (1 without torchrun) and its device."""
+
+    rank: int
+    world_size: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """ "auto" -> CUDA when available, else CPU; "cuda" without a GPU is an error."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError("device cuda asked for, but torch sees no CUDA GPU (use --device cpu)")
+        return torch.device("cuda", local_rank % torch.cuda.device_count())
+    return torch.device("cpu")
+
+
+def start_processes(device_name: str) -> Processes:
+    """Join the torchrun process group when WORLD_SIZE > 1 (NCCL on GPU, gloo on CPU)."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = resolve_device(device_name, local_rank)
+    if world_size == 1:
+        return Processes(0, 1, device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    else:
+        # Processes on one machine share its cores; more threads than cores only adds contention.
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Processes(dist.get_rank(), world_size, device)
+
+
+def _barrier(processes: Processes) -> None:
+    if processes.distributed:
+        dist.barrier()
+
+
+def _agree(flag: bool, processes: Processes) -> bool:
+    """Rank 0's flag, on every rank."""
+    if not processes.distributed:
+        return flag
+    tensor = torch.tensor([int(flag)], device=processes.device)
+    dist.broadcast(tensor, src=0)
+    return bool(tensor.item())
+
+
+# One batch of objects -----------------------------------------------------------------------------
+
+
+@dataclass
+class ObjectTargets:
+    """Per-object targets of a batch of images, flattened in image order (n objects, on the device).
+
+    gt: poses (n,); loss_points (n, n_loss, 3) CAD frame; sym_rotations (n, 36, 3, 3); sym: n tags;
+    has_gt, update_mask, classifier_mask (n,) bool (update_mask = true detections that are not
+    classifier examples).
+    """
+
+    gt: Pose
+    loss_points: Tensor
+    sym_rotations: Tensor
+    sym: list[str]
+    has_gt: Tensor
+    update_mask: Tensor
+    classifier_mask: Tensor
+
+    @classmethod
+    def of(cls, images: Sequence[TrainingImage], device: torch.device) -> ObjectTargets:
+        sym = [tag for image in images for tag in image.sym]
+        has_gt = torch.cat([image.has_gt for image in images]).to(device)
+        classifier = torch.cat([image.is_classifier for image in images]).to(device)
+        return cls(
+            gt=Pose.cat([image.gt for image in images]).to(device),
+            loss_points=torch.cat([image.loss_points for image in images]).to(device),
+            sym_rotations=symmetry_rotations(sym, device=device),
+            sym=sym,
+            has_gt=has_gt,
+            update_mask=has_gt & ~classifier,
+            classifier_mask=classifier,
+        )
+
+
+def _as_slice(indices: range) -> slice:
+    return slice(indices.start, indices.stop)
+
+
+def predict(
+    model: torch.nn.Module,
+    images: Sequence[TrainingImage],
+    sources: Sequence[PixelSource],
+    poses: Pose,
+    n_mul: int,
+    device: torch.device,
+) -> tuple[Tensor, Tensor]:
+    """One forward pass over all objects of `images` under poses (n,) (flat, image order).
+
+    Tokens are made on the CPU from the detached poses; each image's detections share items of n_mul
+    slots (chunked when there are more). Returns update (n, 10) and logit (n,) on `device`.
+    """
+    cpu_poses = poses.detach().to("cpu")
+    rows, start = [], 0
+    for image, source in zip(images, sources, strict=True):
+        count = image.n_detections
+        tokens, mask = step_tokens(
+            image.box_tokens, source, image.cad_points, image.cad_normals, cpu_poses[start : start + count]
+        )
+        rows += [(tokens[chunk], mask[chunk]) for chunk in map(_as_slice, chunk_indices(count, n_mul))]
+        start += count
+    batch = collate(rows, n_mul).to(device)
+    output = model(batch.tokens, batch.object_mask, batch.token_mask)
+    return uncollate(output.update, batch.object_mask), uncollate(output.logit, batch.object_mask)
+
+
+class Meter:
+    """Sums and counts of scalar metrics; `means()` gives each sum over its count."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = defaultdict(float)
+        self.counts: dict[str, float] = defaultdict(float)
+
+    def add(self, name: str, values: Tensor, mask: Tensor | None = None) -> None:
+        """Add values (...) (float or bool), optionally only where mask (...) is True."""
+        values = values.detach().float()
+        if mask is not None:
+            values = values[mask]
+        self.sums[name] += float(values.sum())
+        self.counts[name] += values.numel()
+
+    def merge(self, other: Meter) -> None:
+        """Add the sums and counts of `other`."""
+        for name, count in other.counts.items():
+            self.sums[name] += other.sums[name]
+            self.counts[name] += count
+
+    def means(self) -> dict[str, float]:
+        return {name: self.sums[name] / count for name, count in self.counts.items() if count > 0}
+
+
+def train_batch(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    images: Sequence[TrainingImage],
+    sources: Sequence[PixelSource],
+    config: TrainConfig,
+    device: torch.device,
+) -> Meter:
+    """The refinement passes of one batch, one optimizer step each (module docstring); returns its metrics."""
+    meter = Meter()
+    targets = ObjectTargets.of(images, device)
+    refined = Pose.cat([image.update_poses for image in images]).to(device)
+    classifier_poses = Pose.cat([image.classifier_poses for image in images], dim=1).to(device)
+    for refinement in range(config.refinement_steps):
+        poses = select_poses(targets.classifier_mask, classifier_poses[refinement], refined)
+        update, logit = predict(model, images, sources, poses, config.model.n_mul, device)
+        predicted = apply_update(poses, update)
+        align = alignment_loss(
+            predicted, targets.gt, targets.loss_points, targets.sym_rotations, targets.update_mask
+        )
+        labels = classifier_labels(poses, targets.gt, targets.sym)
+        classify = classifier_loss(logit, labels, targets.classifier_mask)
+        optimizer.zero_grad(set_to_none=True)
+        (align + classify).backward()
+        optimizer.step()
+        refined = predicted.detach()
+
+        meter.add("loss/align", align.reshape(1), targets.update_mask.any().reshape(1))
+        meter.add("loss/classifier", classify.reshape(1), targets.classifier_mask.any().reshape(1))
+        meter.add("acc/classifier", (logit > 0) == labels.bool(), targets.classifier_mask)
+        meter.add("classifier/positive_rate", labels, targets.classifier_mask)
+        if refinement == 0:
+            meter.add("acc/align_initial", labels.bool(), targets.update_mask)
+    aligned = is_aligned(refined, targets.gt, targets.sym, LABEL_THRESHOLDS, scale_mode="per_axis")
+    meter.add("acc/align_refined", aligned, targets.update_mask)
+    return meter
+
+
+@torch.no_grad()
+def validate(
+    model: torch.nn.Module,
+    images: Sequence[TrainingImage],
+    caster: RayCaster,
+    config: TrainConfig,
+    device: torch.device,
+) -> dict[str, float]:
+    """Metrics on the fixed validation set, in eval mode.
+
+    Refinement: every true detection starts from its update-style initial pose and is refined
+    `refinement_steps` times; alignment accuracy (20 cm / 20 deg / 20 %) and point loss before and after.
+    Scoring: one more pass over the refined poses; cls_acc_refined = classifier accuracy there.
+    Classifier: one pass over the first draw of classifier poses for every true detection (about half
+    of them correct); cls_acc = classifier accuracy there.
+    """
+    was_training = model.training
+    model.eval()
+    meter = Meter()
+    n_mul = config.model.n_mul
+    for start in range(0, len(images), config.batch_size):
+        chunk = images[start : start + config.batch_size]
+        sources = [image.pixel_source(caster) for image in chunk]
+        targets = ObjectTargets.of(chunk, device)
+        mask = targets.has_gt
+        initial = Pose.cat([image.update_poses for image in chunk]).to(device)
+        poses = initial
+        for _ in range(config.refinement_steps):
+            update, _ = predict(model, chunk, sources, poses, n_mul, device)
+            poses = apply_update(poses, update)
+        for name, pose in (("initial", initial), ("refined", poses)):
+            distances = symmetric_point_distances(
+                pose, targets.gt, targets.loss_points, targets.sym_rotations
+            )
+            meter.add(f"val/align_loss_{name}", distances, mask)
+            meter.add(f"val/align_acc_{name}", classifier_labels(pose, targets.gt, targets.sym), mask)
+        _, logit = predict(model, chunk, sources, poses, n_mul, device)
+        labels = classifier_labels(poses, targets.gt, targets.sym)
+        meter.add("val/cls_acc_refined", (logit > 0) == labels.bool(), mask)
+        classifier_poses = Pose.cat([image.classifier_poses[0] for image in chunk]).to(device)
+        _, logit = predict(model, chunk, sources, classifier_poses, n_mul, device)
+        labels = classifier_labels(classifier_poses, targets.gt, targets.sym)
+        meter.add("val/cls_acc", (logit > 0) == labels.bool(), mask)
+        meter.add("val/cls_positive_rate", labels, mask)
+    model.train(was_training)
+    return meter.means()
+
+
+# The run ------------------------------------------------------------------------------------------
+
+
+def prepare_cads(config: TrainConfig, out_dir: Path, processes: Processes) -> Path:
+    """The cads.json to train on: the given one, or the procedural library built (once) in out_dir/cads."""
+    if config.cads != "procedural":
+        path = Path(config.cads)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such CAD index (the training config's `cads`)")
+        return path.resolve()
+    path = out_dir / "cads" / "cads.json"
+    if processes.is_main and not path.is_file():
+        log.info("building the procedural CAD library in %s", path.parent)
+        build_library(path.parent, per_class=config.procedural_per_class, seed=config.seed)
+    _barrier(processes)
+    return path.resolve()
+
+
+def _builder_args(config: TrainConfig, cads_json: Path, classifier_ratio: float) -> dict:
+    return {
+        "cads_json": str(cads_json),
+        "scenes": config.scenes,
+        "noise": config.noise,
+        "inputs": config.inputs,
+        "n_loss": config.n_loss,
+        "refinement_steps": config.refinement_steps,
+        "classifier_ratio": classifier_ratio,
+    }
+
+
+class RunFiles:
+    """Rank 0's outputs: TensorBoard, metrics.jsonl, checkpoint and model export (module docstring)."""
+
+    def __init__(self, out_dir: Path, config: TrainConfig) -> None:
+        from torch.utils.tensorboard import SummaryWriter  # slow import, rank 0 only
+
+        self.out_dir = out_dir
+        self.config = config
+        save_config(config, out_dir / "config.yaml")
+        self.writer = SummaryWriter(log_dir=str(out_dir / "tensorboard"))
+
+    def log_scalars(self, metrics: dict[str, float], step: int) -> None:
+        for name, value in metrics.items():
+            self.writer.add_scalar(name, value, step)
+        self.writer.flush()
+
+    def append_metrics(self, record: dict) -> None:
+        with open(self.out_dir / METRICS_NAME, "a", encoding="utf-8") as file:
+            file.write(json.dumps(record) + "\n")
+
+    def save(
+        self, model: MultiSparcNet, optimizer: torch.optim.Optimizer, step: int, elapsed_s: float
+    ) -> None:
+        save_checkpoint(
+            self.out_dir / CHECKPOINT_NAME,
+            model,
+            optimizer,
+            step,
+            self.config.to_dict(),
+            {"elapsed_s": elapsed_s},
+        )
+        export_model(
+            self.out_dir / MODEL_NAME, model, self.config.model.to_dict(), self.config.inputs.to_dict()
+        )
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _load_resume_state(config: TrainConfig, out_dir: Path, resume: bool) -> dict | None:
+    """The checkpoint to continue from, None for a fresh run; refuses to overwrite a run silently."""
+    path = out_dir / CHECKPOINT_NAME
+    if not path.is_file():
+        if resume:
+            log.info("no checkpoint in %s: starting a fresh run", out_dir)
+        return None
+    if not resume:
+        raise ValueError(f"{path} exists: pass --resume to continue that run, or choose another --out")
+    state = load_checkpoint(path)
+    saved = TrainConfig.from_dict(state["config"], source=str(path))
+    changed = saved.learned_differences(config)
+    if changed:
+        raise ValueError(
+            f"{path}: the run was trained with other settings of {', '.join(changed)}; resume with its "
+            f"config ({out_dir / 'config.yaml'}), changing at most run-control fields"
+        )
+    return state
+
+
+def train(config: TrainConfig, out_dir: Path, resume: bool = False) -> dict[str, float]:
+    """Train (or, with resume, continue) a run in out_dir until max_steps or time_budget_s.
+
+    Works alone or under `torchrun` (module docstring). Returns, on every rank, the step reached, the
+    training seconds so far and rank 0's last validation metrics (empty on other ranks). With
+    num_workers > 0 the data-loader workers are spawned, so a script calling this needs the usual
+    `if __name__ == "__main__":` guard.
+    """
+    processes = start_processes(config.device)
+    try:
+        return _train(config, Path(out_dir), resume, processes)
+    finally:
+        if processes.distributed:
+            dist.destroy_process_group()
+
+
+def _train(config: TrainConfig, out_dir: Path, resume: bool, processes: Processes) -> dict[str, float]:
+    if config.batch_size % processes.world_size:
+        raise ValueError(
+            f"batch_size {config.batch_size} does not split over {processes.world_size} processes evenly"
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state = _load_resume_state(config, out_dir, resume)
+    cads_json = prepare_cads(config, out_dir, processes)
+    device = processes.device
+
+    torch.manual_seed(config.seed)
+    model = MultiSparcNet(config.model).to(device)
+    optimizer = Lamb(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    step, elapsed_before = 0, 0.0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        restore_rng_states(state["rng"])
+        step, elapsed_before = int(state["step"]), float(state["extra"].get("elapsed_s", 0.0))
+        log.info("resuming %s at step %d", out_dir, step)
+    network = DistributedDataParallel(model) if processes.distributed else model
+
+    files = RunFiles(out_dir, config) if processes.is_main else None
+    caster = process_resources(str(cads_json))[1]
+    val_set: list[TrainingImage] = []
+    if processes.is_main and config.val_scenes:
+        builder = ImageBuilder(**_builder_args(config, cads_json, config.classifier_ratio))
+        val_set = validation_images(builder, config.seed, config.val_scenes)
+
+    per_rank = config.batch_size // processes.world_size
+    stream = TrainingStream(
+        _builder_args(config, cads_json, config.classifier_ratio), config.seed, processes.rank, per_rank, step
+    )
+    run_start = time.monotonic()
+    progress = tqdm(
+        total=config.max_steps, initial=step, disable=not processes.is_main, dynamic_ncols=True, desc="train"
+    )
+    # Training metrics since the last log (TensorBoard) and since the last validation (metrics.jsonl).
+    log_meter, val_meter, window = Meter(), Meter(), _Window(time.monotonic(), 0)
+    validation: dict[str, float] = {}
+    saved_step, validated_step = step, step
+
+    def elapsed() -> float:
+        return elapsed_before + time.monotonic() - run_start
+
+    def finished() -> bool:
+        steps_done = config.max_steps is not None and step >= config.max_steps
+        budget_spent = (
+            config.time_budget_s is not None and time.monotonic() - run_start >= config.time_budget_s
+        )
+        return _agree(steps_done or budget_spent, processes)
+
+    def run_validation() -> dict[str, float]:
+        metrics = validate(model, val_set, caster, config, device)
+        record = {"step": step, "elapsed_s": round(elapsed(), 2), "time": time.time(), **metrics}
+        record |= {f"train/{name}": value for name, value in val_meter.means().items()}
+        files.append_metrics(record)
+        files.log_scalars(metrics, step)
+        log.info("step %d: %s", step, ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
+        return metrics
+
+    try:
+        if not finished():
+            for batch_step, images in training_loader(stream, config.num_workers):
+                if batch_step != step:
+                    raise RuntimeError(f"data stream out of order: got step {batch_step}, expected {step}")
+                sources = [image.pixel_source(caster) for image in images]
+                batch_meter = train_batch(network, optimizer, images, sources, config, device)
+                log_meter.merge(batch_meter)
+                val_meter.merge(batch_meter)
+                step += 1
+                window.steps += 1
+                progress.update(1)
+                if processes.is_main and step % config.log_every == 0:
+                    files.log_scalars(_train_scalars(log_meter, window, config.batch_size), step)
+                    progress.set_postfix(align=f"{log_meter.means().get('loss/align', math.nan):.3f}")
+                    log_meter, window = Meter(), _Window(time.monotonic(), 0)
+                if processes.is_main and step % config.val_every == 0 and val_set:
+                    validation, validated_step = run_validation(), step
+                    val_meter = Meter()
+                if processes.is_main and step % config.checkpoint_every == 0:
+                    files.save(model, optimizer, step, elapsed())
+                    saved_step = step
+                if finished():
+                    break
+        if processes.is_main:
+            if val_set and step != validated_step:
+                validation = run_validation()
+            if step != saved_step or not (out_dir / MODEL_NAME).is_file():
+                files.save(model, optimizer, step, elapsed())
+    finally:
+        progress.close()
+        if files is not None:
+            files.close()
+    _barrier(processes)
+    return {"step": step, "elapsed_s": elapsed(), **validation}
+
+
+@dataclass
+class _Window:
+    """Start time and step count of the current logging window (for the throughput)."""
+
+    start: float
+    steps: int
+
+
+def _train_scalars(meter: Meter, window: _Window, batch_size: int) -> dict[str, float]:
+    """Training metrics and throughput since the last log."""
+    seconds = max(time.monotonic() - window.start, 1e-9)
+    scalars = {f"train/{name}": value for name, value in meter.means().items()}
+    scalars["speed/seconds_per_step"] = seconds / max(window.steps, 1)
+    scalars["speed/images_per_s"] = window.steps * batch_size / seconds
+    return scalars

@@ -1,0 +1,372 @@
+"""Training: losses, examples, data stream, checkpoints, resume and multi-process runs (tiny config)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import roma
+import torch
+
+from multisparc.cad.procedural import build_library
+from multisparc.categories import scale_range
+from multisparc.geometry import Pose, axis_angle_y, project, random_rotation, symmetry_rotations
+from multisparc.training import data as data_module
+from multisparc.training.checkpoint import (
+    CheckpointError,
+    export_model,
+    load_checkpoint,
+    load_model_file,
+    save_checkpoint,
+)
+from multisparc.training.config import TrainConfig, load_config
+from multisparc.training.data import ImageBuilder, TrainingStream, image_seed, process_resources
+from multisparc.training.examples import (
+    UPDATE_ROTATION_DEG,
+    choose_classifier_examples,
+    sample_classifier_poses,
+    sample_update_poses,
+)
+from multisparc.training.lamb import Lamb
+from multisparc.training.losses import (
+    alignment_loss,
+    classifier_labels,
+    classifier_loss,
+    symmetric_point_distances,
+)
+from multisparc.training.trainer import ObjectTargets, predict, train, train_batch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny() -> TrainConfig:
+    return load_config("tiny")
+
+
+@pytest.fixture(scope="module")
+def cads_json(tmp_path_factory) -> Path:
+    return build_library(tmp_path_factory.mktemp("cads"), per_class=1, seed=0)
+
+
+@pytest.fixture(scope="module")
+def builder(cads_json: Path, tiny: TrainConfig) -> ImageBuilder:
+    return ImageBuilder(
+        cads_json,
+        tiny.scenes,
+        tiny.noise,
+        tiny.inputs,
+        tiny.n_loss,
+        tiny.refinement_steps,
+        tiny.classifier_ratio,
+    )
+
+
+def _box_points() -> torch.Tensor:
+    """(8, 3) corners of an asymmetric box: 1 x 0.5 x 0.3 m, offset so that no turn maps it onto itself."""
+    corners = torch.tensor([[x, y, z] for x in (-0.5, 0.5) for y in (0.0, 0.5) for z in (-0.1, 0.2)])
+    return corners.unsqueeze(0)
+
+
+def _gt(R: torch.Tensor | None = None) -> Pose:
+    R = torch.eye(3).unsqueeze(0) if R is None else R
+    return Pose(R, torch.tensor([[0.2, -0.1, 3.0]]), torch.tensor([[1.0, 1.2, 0.8]]))
+
+
+# Losses -------------------------------------------------------------------------------------------
+
+
+def test_alignment_loss_is_zero_at_the_ground_truth_and_respects_symmetry():
+    gt, points = _gt(), _box_points()
+    turned = Pose(gt.R @ axis_angle_y(torch.tensor([math.pi])), gt.t, gt.s)
+    for sym, expected_turned in (("none", "positive"), ("2", "zero")):
+        rotations = symmetry_rotations([sym])
+        assert symmetric_point_distances(gt, gt, points, rotations).item() == pytest.approx(0.0, abs=1e-6)
+        distance = symmetric_point_distances(turned, gt, points, rotations).item()
+        if expected_turned == "zero":
+            assert distance == pytest.approx(0.0, abs=1e-6)
+        else:
+            assert distance > 0.3
+
+
+def test_alignment_loss_of_a_known_translation_offset():
+    gt, points = _gt(), _box_points()
+    shifted = Pose(gt.R, gt.t + torch.tensor([[0.1, 0.0, 0.0]]), gt.s)
+    loss = alignment_loss(shifted, gt, points, symmetry_rotations(["none"]), torch.tensor([True]))
+    assert loss.item() == pytest.approx(0.1, abs=1e-6)
+    diagonal = Pose(gt.R, gt.t + torch.tensor([[0.1, -0.2, 0.05]]), gt.s)
+    loss = alignment_loss(diagonal, gt, points, symmetry_rotations(["inf"]), torch.tensor([True]))
+    assert loss.item() == pytest.approx(0.35, abs=1e-5)  # L1 norm of the offset
+
+
+def test_losses_do_not_cross_over_between_update_and_classifier_examples():
+    gt = Pose.cat([_gt(), _gt()])
+    points = _box_points().expand(2, -1, -1)
+    is_classifier = torch.tensor([False, True])
+    update = torch.full((2, 10), 0.3, requires_grad=True)
+    logit = torch.tensor([0.5, -0.5], requires_grad=True)
+    from multisparc.geometry import apply_update
+
+    predicted = apply_update(gt, update)
+    align = alignment_loss(predicted, gt, points, symmetry_rotations(["none", "none"]), ~is_classifier)
+    labels = classifier_labels(gt, gt, ["none", "none"])
+    classify = classifier_loss(logit, labels, is_classifier)
+    (align + classify).backward()
+    assert update.grad[0].abs().sum() > 0 and torch.all(update.grad[1] == 0)
+    assert logit.grad[1] != 0 and logit.grad[0] == 0
+    # With no example of a kind its loss is zero, not NaN.
+    assert (
+        alignment_loss(
+            predicted, gt, points, symmetry_rotations(["none", "none"]), torch.zeros(2, dtype=bool)
+        )
+        == 0
+    )
+
+
+# Examples -----------------------------------------------------------------------------------------
+
+
+def _random_gt(n: int, rng: np.random.Generator) -> Pose:
+    t = torch.tensor(rng.uniform([-1, -0.5, 2], [1, 0.5, 5], (n, 3)), dtype=torch.float32)
+    s = torch.tensor(rng.uniform(0.5, 2.0, (n, 3)), dtype=torch.float32)
+    return Pose(random_rotation(n, generator=torch.Generator().manual_seed(0)), t, s)
+
+
+@pytest.mark.parametrize("mix", ["procedural", "none"])
+def test_classifier_labels_are_roughly_balanced(cads_json: Path, mix: str):
+    rng = np.random.default_rng(1)
+    n = 4000
+    gt = _random_gt(n, rng)
+    tags = [entry["sym"] for entry in json.loads(cads_json.read_text()).values()]
+    sym = [tags[i] for i in rng.integers(len(tags), size=n)] if mix == "procedural" else ["none"] * n
+    positive = classifier_labels(sample_classifier_poses(gt, rng), gt, sym).mean().item()
+    assert 0.3 < positive < 0.7, positive
+
+
+def test_one_in_four_objects_is_a_classifier_example():
+    share = choose_classifier_examples(20000, 0.25, np.random.default_rng(0)).mean()
+    assert share == pytest.approx(0.25, abs=0.01)
+
+
+def test_update_examples_stay_within_the_stated_bounds():
+    rng = np.random.default_rng(2)
+    n = 2000
+    gt = _random_gt(n, rng)
+    K = np.array([[300.0, 0, 160], [0, 300.0, 120], [0, 0, 1]])
+    boxes = np.tile([[40.0, 30.0, 200.0, 150.0]], (n, 1))
+    low, high = scale_range("chair", np.array([0.5, 0.9, 0.5]))
+    poses = sample_update_poses(gt.R, boxes, K, np.tile(low, (n, 1)), np.tile(high, (n, 1)), rng)
+    tilt, elevation, azimuth = np.rad2deg(
+        roma.rotmat_to_euler("ZXY", gt.R.transpose(-1, -2) @ poses.R).numpy()
+    ).T
+    for angles, bound in zip((tilt, azimuth, elevation), UPDATE_ROTATION_DEG, strict=True):
+        assert np.abs(angles).max() <= bound + 1e-3
+        assert np.abs(angles).max() > 0.9 * bound  # the whole range is used
+    uv, z = project(poses.t, torch.tensor(K, dtype=torch.float32))
+    assert torch.all((z >= 1 - 1e-5) & (z <= 5 + 1e-5))
+    assert torch.all(
+        (uv[:, 0] >= 40 - 1e-3)
+        & (uv[:, 0] <= 200 + 1e-3)
+        & (uv[:, 1] >= 30 - 1e-3)
+        & (uv[:, 1] <= 150 + 1e-3)
+    )
+    assert np.all((poses.s.numpy() >= low - 1e-6) & (poses.s.numpy() <= high + 1e-6))
+
+
+# Data ---------------------------------------------------------------------------------------------
+
+
+def test_images_depend_only_on_their_seed(builder: ImageBuilder):
+    first, again = (builder.build(image_seed(0, 0, 3, 0, 1)) for _ in range(2))
+    other_rank = builder.build(image_seed(0, 0, 3, 1, 1))
+    assert torch.equal(first.box_tokens, again.box_tokens) and torch.equal(
+        first.update_poses.t, again.update_poses.t
+    )
+    assert not torch.equal(first.gt.t[:1], other_rank.gt.t[:1])
+    count = first.n_detections
+    assert first.box_tokens.shape == (count, 32, 13) and first.loss_points.shape == (count, 100, 3)
+    assert first.classifier_poses.shape == (3, count)
+
+
+def test_workers_split_the_steps_round_robin(monkeypatch, builder: ImageBuilder, tiny: TrainConfig):
+    args = {
+        "cads_json": str(builder.cads.source),
+        "scenes": tiny.scenes,
+        "noise": tiny.noise,
+        "inputs": tiny.inputs,
+        "n_loss": tiny.n_loss,
+        "refinement_steps": 3,
+        "classifier_ratio": 0.25,
+    }
+    stream = TrainingStream(args, seed=0, rank=0, images_per_step=1, start_step=10)
+
+    class Worker:
+        id, num_workers = 1, 3
+
+    monkeypatch.setattr(data_module, "get_worker_info", lambda: Worker)
+    steps = iter(stream)
+    (step_a, images), (step_b, _) = next(steps), next(steps)
+    assert (step_a, step_b) == (11, 14)
+    assert torch.equal(images[0].box_tokens, builder.build(image_seed(0, 0, 11, 0, 0)).box_tokens)
+
+
+# Training -----------------------------------------------------------------------------------------
+
+
+def test_training_on_a_fixed_batch_lowers_the_loss(builder: ImageBuilder, tiny: TrainConfig):
+    from multisparc.model import MultiSparcNet
+
+    images = [builder.build(image_seed(5, 0, 0, 0, i)) for i in range(4)]
+    caster = process_resources(str(builder.cads.source))[1]
+    sources = [image.pixel_source(caster) for image in images]
+    torch.manual_seed(0)
+    model = MultiSparcNet(tiny.model)
+    # LAMB moves every layer by about lr of its norm a step: 1e-2 makes 12 steps show clearly.
+    optimizer = Lamb(model.parameters(), lr=1e-2)
+    device = torch.device("cpu")
+    targets = ObjectTargets.of(images, device)
+    initial = Pose.cat([image.update_poses for image in images])
+    everything = targets.has_gt
+
+    def first_pass_loss() -> float:
+        from multisparc.geometry import apply_update
+
+        with torch.no_grad():
+            update, _ = predict(model, images, sources, initial, tiny.model.n_mul, device)
+            predicted = apply_update(initial, update)
+            return alignment_loss(
+                predicted, targets.gt, targets.loss_points, targets.sym_rotations, everything
+            ).item()
+
+    before = first_pass_loss()
+    for _ in range(4):
+        metrics = train_batch(model, optimizer, images, sources, tiny, device).means()
+    after = first_pass_loss()
+    assert after < before - 0.05, (before, after)
+    assert {"loss/align", "acc/align_refined"} <= metrics.keys()
+
+
+def _run(config: TrainConfig, out: Path, resume: bool = False) -> dict:
+    return train(config, out, resume=resume)
+
+
+def test_resume_after_a_stop_continues_exactly(tmp_path: Path, tiny: TrainConfig):
+    config = tiny.replace(val_scenes=1, val_every=2, checkpoint_every=2)
+    straight = _run(config.replace(max_steps=4), tmp_path / "straight")
+    _run(config.replace(max_steps=2), tmp_path / "stopped")
+    with pytest.raises(ValueError, match="exists: pass --resume"):
+        _run(config.replace(max_steps=4), tmp_path / "stopped")
+    resumed = _run(config.replace(max_steps=4), tmp_path / "stopped", resume=True)
+    assert straight["step"] == resumed["step"] == 4
+    a, b = (load_checkpoint(tmp_path / name / "checkpoint.pt") for name in ("straight", "stopped"))
+    assert a["step"] == b["step"] == 4
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), name
+    assert torch.equal(a["optimizer"]["state"][0]["exp_avg"], b["optimizer"]["state"][0]["exp_avg"])
+    records = [json.loads(line) for line in (tmp_path / "stopped" / "metrics.jsonl").read_text().splitlines()]
+    assert [record["step"] for record in records] == [2, 4]
+    assert {"val/align_acc_initial", "val/align_acc_refined", "val/cls_acc", "elapsed_s"} <= records[
+        -1
+    ].keys()
+    assert records[-1]["val/align_acc_refined"] == pytest.approx(straight["val/align_acc_refined"])
+    shipped = load_model_file(tmp_path / "stopped" / "model.pt")
+    assert (
+        shipped["model_config"] == config.model.to_dict()
+        and shipped["input_config"] == config.inputs.to_dict()
+    )
+    assert (tmp_path / "stopped" / "model.pt").stat().st_size < (
+        tmp_path / "stopped" / "checkpoint.pt"
+    ).stat().st_size
+    with pytest.raises(ValueError, match="other settings of lr"):
+        _run(config.replace(max_steps=6, lr=0.01), tmp_path / "stopped", resume=True)
+
+
+def test_checkpoints_are_written_atomically(tmp_path: Path, monkeypatch):
+    model = torch.nn.Linear(3, 2)
+    optimizer = Lamb(model.parameters())
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, model, optimizer, step=7, config={"seed": 0})
+    real_save = torch.save
+
+    def interrupted_save(obj, file, *args, **kwargs):
+        file.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", interrupted_save)
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, model, optimizer, step=8, config={"seed": 0})
+    monkeypatch.setattr(torch, "save", real_save)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
+    state = load_checkpoint(path)
+    assert state["step"] == 7
+    assert torch.equal(state["model"]["weight"] + 1.0, model.weight.detach())
+    with pytest.raises(CheckpointError, match="not a multisparc model file"):
+        load_model_file(path)
+    export_model(tmp_path / "model.pt", model, {"n": 1}, {"m": 2})
+    assert load_model_file(tmp_path / "model.pt")["input_config"] == {"m": 2}
+
+
+@pytest.mark.skipif(
+    not (torch.distributed.is_available() and torch.distributed.is_gloo_available()),
+    reason="this torch build has no gloo process groups",
+)
+def test_two_process_torchrun_run_completes(tmp_path: Path):
+    script = tmp_path / "run.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            from multisparc.training.config import load_config
+            from multisparc.training.trainer import train
+
+            if __name__ == "__main__":
+                config = load_config("tiny").replace(max_steps=2, val_scenes=1, val_every=2)
+                train(config, {str(tmp_path / "run")!r})
+            """
+        )
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        str(script),
+    ]
+    try:
+        done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the 2-process torchrun run did not finish within 240 s")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == 2
+    assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+# Config -------------------------------------------------------------------------------------------
+
+
+def test_presets_load_and_bad_files_are_named(tmp_path: Path):
+    paper, cpu = load_config("paper"), load_config("cpu")
+    assert (paper.inputs.n_bbox, paper.inputs.n_cad, paper.model.n_latent, paper.model.c_latent) == (
+        2000,
+        500,
+        80,
+        256,
+    )
+    assert (paper.batch_size, paper.lr, paper.refinement_steps, paper.n_loss) == (20, 1e-3, 3, 1000)
+    assert cpu.model.c_latent < paper.model.c_latent and cpu.inputs.n_bbox < paper.inputs.n_bbox
+    assert TrainConfig.from_dict(cpu.to_dict()) == cpu
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("batch_size: 4\nlearning_rate: 0.1\n")
+    with pytest.raises(ValueError, match=r"bad\.yaml: unknown setting\(s\) \['learning_rate'\]"):
+        load_config(bad)
+    bad.write_text("scenes: {objects: [3, 1]}\n")
+    with pytest.raises(ValueError, match=r"bad\.yaml"):
+        load_config(bad)
