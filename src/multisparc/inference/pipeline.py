@@ -1,0 +1,310 @@
+"""The alignment pipeline (paper Sec. 3.3 "Iterative Refinements", Fig. 4a).
+
+For one image: every detection gets `n_hypotheses` initial poses (`initialisation`); the network
+refines all of them `n_refine` times, then a last pass scores the refined poses; per detection the
+hypothesis with the highest score wins.
+
+Batching. Box tokens are sampled once per image and reused by every pass; each pass builds the pose
+tokens of all detections under all hypotheses with one pixel-source call and runs the network once:
+- mode "joint" (Multi-SPARC): the detections of one hypothesis share an item of n_mul object slots,
+  so they attend to each other; more detections are split into chunks of n_mul (the last chunk
+  padded), an image with fewer uses as many slots as it has detections;
+- mode "single": every object is an item of its own (one slot), still all in one batch;
+- `sequential=True` (with mode "single"): every (detection, hypothesis) pair is refined alone, one
+  forward pass at a time, as SPARC does; the baseline of the run-time comparison (paper Tab. 1).
+Hypotheses and chunks always sit in the batch dimension, so they never attend to each other.
+
+Reproducibility: the box pixels of a detection are drawn from a generator seeded by (seed, detection
+id), so a detection's tokens do not depend on which other detections the image has (this costs one
+pixel-source call per detection for the box tokens, once per image). Poses are kept in
+float64 on the CPU, where tokens are made; only the network runs on `device`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from multisparc.cad import CadIndex, UnknownCadId
+from multisparc.datasets.bundle import BundleError, Detection, ObjectPose, Observation, SceneBundle, read_bundle
+from multisparc.datasets.pixels import ImagePixelSource, PixelSource
+from multisparc.geometry import Pose, apply_update, clip_box
+from multisparc.inference.checkpoint import load_checkpoint
+from multisparc.inference.initialisation import InitialisationConfig, initial_poses
+from multisparc.inference.result import AlignmentResult, SkippedDetection
+from multisparc.inference.timers import StageTimer
+from multisparc.inputs import C_INPUT, InputConfig, collate_image, sample_box_tokens, step_tokens, uncollate
+from multisparc.model import MultiSparcNet
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["joint", "single"]
+MODES: tuple[Mode, ...] = ("joint", "single")
+
+
+class Aligner:
+    """Aligns the detections of single images with a Multi-SPARC-Net (module docstring).
+
+    Args:
+        model: the network; moved to `device` and put in eval mode.
+        input_config: token sizes the network was trained with.
+        cads: the CAD index the detections' `cad` ids refer to.
+        device: where the network runs ("cpu", "cuda", ...).
+        n_refine: refinement passes before the scoring pass (3 in the paper).
+        n_hypotheses: initial azimuths per detection (4 in the paper).
+        mode: "joint" or "single" batching (module docstring).
+        sequential: refine each (detection, hypothesis) pair alone; needs mode "single".
+        seed: seeds the box-pixel sampling.
+        initialisation: the remaining initialisation settings (its n_hypotheses is replaced by ours).
+    """
+
+    def __init__(
+        self,
+        model: MultiSparcNet,
+        input_config: InputConfig,
+        cads: CadIndex,
+        device: torch.device | str = "cpu",
+        n_refine: int = 3,
+        n_hypotheses: int = 4,
+        mode: Mode = "joint",
+        sequential: bool = False,
+        seed: int = 0,
+        initialisation: InitialisationConfig | None = None,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if sequential and mode != "single":
+            raise ValueError("sequential alignment refines each object alone: it needs mode='single'")
+        if isinstance(n_refine, bool) or not isinstance(n_refine, int) or n_refine < 0:
+            raise ValueError(f"n_refine must be a non-negative integer, got {n_refine!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.input_config = input_config
+        self.cads = cads
+        self.n_refine = n_refine
+        self.mode = mode
+        self.sequential = sequential
+        self.seed = seed
+        self.initialisation = replace(initialisation or InitialisationConfig(), n_hypotheses=n_hypotheses)
+
+    @property
+    def n_mul(self) -> int:
+        """Object slots per forward-pass item: the network's n_mul when joint, 1 when single."""
+        return self.model.config.n_mul if self.mode == "joint" else 1
+
+    def align(
+        self, observation: Observation, detections: Sequence[Detection], scene_dir: str | Path | None = None
+    ) -> AlignmentResult:
+        """Align every detection of one image; `scene_dir` only names files in error messages.
+
+        Boxes partly outside the image are clipped; boxes wholly outside are skipped with a logged
+        warning and listed in `result.skipped`. Raises BundleError when the depth or normal map is
+        missing and UnknownCadId (naming the detection and the cads.json) for a CAD not in the index.
+        """
+        timer = StageTimer(self.device)
+        _require_depth_and_normals(observation, None if scene_dir is None else Path(scene_dir))
+        for det in detections:
+            if det.cad not in self.cads:
+                raise UnknownCadId(
+                    self.cads.source, f"detection {det.id} asks for CAD {det.cad!r}, which this CAD index does not hold"
+                )
+        kept, skipped = _clip_detections(observation, detections)
+        with timer.stage("initialisation"):
+            init = initial_poses(observation, kept, self.cads, self.initialisation)
+            points, normals = self._cad_samples(kept)
+        with timer.stage("tokens"):
+            box_tokens = self._box_tokens(observation, kept)
+        if not kept:
+            trajectory = Pose.stack([init.poses] * (self.n_refine + 1))
+            logits = torch.zeros(self.n_refine + 1, self.initialisation.n_hypotheses, 0)
+        elif self.sequential:
+            trajectory, logits = self._refine_each(observation, kept, box_tokens, points, normals, init.poses, timer)
+        else:
+            source = ImagePixelSource(observation, kept)
+            trajectory, logits = self._refine(source, box_tokens, points, normals, init.poses, timer)
+
+        logits_np = logits.numpy().astype(np.float64)
+        chosen = np.argmax(logits_np[-1], axis=0)
+        final = trajectory.index((-1, torch.as_tensor(chosen), torch.arange(len(kept))))
+        t, q, s = (value.numpy() for value in final.to_tqs())
+        final_scores = 1.0 / (1.0 + np.exp(-logits_np[-1, chosen, np.arange(len(kept))]))
+        objects = [
+            ObjectPose(
+                id=det.id,
+                category=det.category,
+                cad=det.cad,
+                t=t[k],
+                q=q[k],
+                s=s[k],
+                sym=self.cads[det.cad].sym,
+                score=float(final_scores[k]),
+                detection_score=float(det.score),
+            )
+            for k, det in enumerate(kept)
+        ]
+        return AlignmentResult(
+            objects=objects,
+            boxes=np.array([det.bbox for det in kept], dtype=np.float64).reshape(-1, 4),
+            trajectory=trajectory,
+            logits=logits_np,
+            chosen=chosen,
+            surface_depth=init.surface_depth,
+            depth_source=init.depth_source,
+            gravity=init.gravity,
+            skipped=skipped,
+            timings=timer.to_dict(),
+        )
+
+    def align_bundle(self, bundle: SceneBundle | str | Path) -> AlignmentResult:
+        """Align a scene bundle, given in memory or as its directory (read with `read_bundle`)."""
+        scene_dir = None
+        if not isinstance(bundle, SceneBundle):
+            scene_dir = Path(bundle)
+            bundle = read_bundle(scene_dir)
+        return self.align(bundle.observation, bundle.detections, scene_dir)
+
+    def _cad_samples(self, detections: Sequence[Detection]) -> tuple[Tensor, Tensor]:
+        """CAD-frame surface points and outward normals (K, n_cad, 3) float64 of each detection's CAD."""
+        n_cad = self.input_config.n_cad
+        samples = [self.cads.points(det.cad, n_cad) for det in detections]
+        points = torch.tensor(np.array([p for p, _ in samples]).reshape(-1, n_cad, 3), dtype=torch.float64)
+        normals = torch.tensor(np.array([n for _, n in samples]).reshape(-1, n_cad, 3), dtype=torch.float64)
+        return points, normals
+
+    def _box_tokens(self, observation: Observation, detections: Sequence[Detection]) -> Tensor:
+        """(K, n_bbox, 13) box tokens, detection k's drawn by its own generator (module docstring).
+
+        Each detection samples through a source holding only itself, so its mask is read for it; the
+        detection_id channel is rewritten to the object's slot when items are collated.
+        """
+        tokens = [
+            sample_box_tokens(
+                ImagePixelSource(observation, [det]),
+                det.bbox[None],
+                self.input_config,
+                np.random.default_rng([self.seed, det.id % 2**64]),
+            )
+            for det in detections
+        ]
+        if not tokens:
+            return torch.zeros(0, self.input_config.n_bbox, C_INPUT)
+        return torch.cat(tokens)
+
+    def _refine(
+        self,
+        source: PixelSource,
+        box_tokens: Tensor,
+        points: Tensor,
+        normals: Tensor,
+        poses: Pose,
+        timer: StageTimer,
+        n_mul: int | None = None,
+    ) -> tuple[Pose, Tensor]:
+        """Run n_refine updating passes and one scoring pass over poses (H, K) in one batch per pass.
+
+        box_tokens (K, n_bbox, 13), points and normals (K, n_cad, 3) CAD frame of the source's K
+        detections. Returns the trajectory (S, H, K) (initial poses first) and logits (S, H, K) float32,
+        S = n_refine + 1, on the CPU.
+        """
+        # Images with fewer detections than slots get fewer slots: padding would cost without changing a thing.
+        n_mul = min(self.n_mul if n_mul is None else n_mul, poses.shape[-1])
+        shape = poses.shape
+        trajectory, logits = [poses], []
+        for step in range(self.n_refine + 1):
+            with timer.stage("tokens"):
+                tokens, token_mask = step_tokens(box_tokens, source, points, normals, poses)
+                batch = collate_image(tokens, token_mask, n_mul).to(self.device)
+            with timer.stage("network"), torch.inference_mode():
+                output = self.model(batch.tokens, batch.object_mask, batch.token_mask)
+                logits.append(uncollate(output.logit, batch.object_mask).reshape(shape).cpu())
+                update = uncollate(output.update, batch.object_mask).reshape(*shape, -1).cpu()
+            if step < self.n_refine:
+                with timer.stage("pose update"):
+                    poses = apply_update(poses, update.to(poses.t.dtype))
+                trajectory.append(poses)
+        return Pose.stack(trajectory), torch.stack(logits)
+
+    def _refine_each(
+        self,
+        observation: Observation,
+        detections: Sequence[Detection],
+        box_tokens: Tensor,
+        points: Tensor,
+        normals: Tensor,
+        poses: Pose,
+        timer: StageTimer,
+    ) -> tuple[Pose, Tensor]:
+        """`_refine` for every (hypothesis, detection) pair alone; same outputs (S, H, K)."""
+        n_hypotheses = poses.shape[0]
+        per_detection = []
+        for k, det in enumerate(detections):
+            source = ImagePixelSource(observation, [det])
+            runs = [
+                self._refine(
+                    source,
+                    box_tokens[k : k + 1],
+                    points[k : k + 1],
+                    normals[k : k + 1],
+                    poses.index((slice(h, h + 1), slice(k, k + 1))),
+                    timer,
+                    n_mul=1,
+                )
+                for h in range(n_hypotheses)
+            ]
+            per_detection.append(
+                (Pose.cat([run[0] for run in runs], dim=1), torch.cat([run[1] for run in runs], dim=1))
+            )
+        trajectory = Pose.cat([run[0] for run in per_detection], dim=2)
+        return trajectory, torch.cat([run[1] for run in per_detection], dim=2)
+
+
+def _require_depth_and_normals(observation: Observation, scene_dir: Path | None) -> None:
+    """BundleError naming the bundle file that is missing: the network needs depth and normals."""
+    folder = scene_dir if scene_dir is not None else Path()
+    if observation.depth is None:
+        raise BundleError(
+            folder / "depth.npy", "missing from the scene bundle: alignment needs a depth map (depth.npy or depth.png)"
+        )
+    if observation.normals is None:
+        raise BundleError(folder / "normals.npy", "missing from the scene bundle: alignment needs a normal map")
+
+
+def _clip_detections(
+    observation: Observation, detections: Sequence[Detection]
+) -> tuple[list[Detection], list[SkippedDetection]]:
+    """Detections with boxes clipped to the image, and those skipped because their box lies wholly outside."""
+    width, height = observation.camera.width, observation.camera.height
+    kept, skipped = [], []
+    for det in detections:
+        x1, y1, x2, y2 = (float(v) for v in det.bbox)
+        if x2 < 0 or y2 < 0 or x1 > width - 1 or y1 > height - 1:
+            reason = f"box {[x1, y1, x2, y2]} lies wholly outside the {width} x {height} image"
+            log.warning("detection %s skipped: %s", det.id, reason)
+            skipped.append(SkippedDetection(det.id, reason))
+            continue
+        clipped = clip_box(torch.tensor(det.bbox, dtype=torch.float64), width, height).numpy()
+        kept.append(replace(det, bbox=clipped))
+    return kept, skipped
+
+
+def align(
+    bundle: SceneBundle | str | Path,
+    cads: CadIndex | str | Path,
+    checkpoint: str | Path,
+    device: torch.device | str = "cpu",
+    **options,
+) -> AlignmentResult:
+    """Align one scene bundle (in memory or its directory) with the CAD index (or its cads.json) and a
+    `model.pt`; `options` go to `Aligner` (n_refine, n_hypotheses, mode, sequential, seed)."""
+    cads = cads if isinstance(cads, CadIndex) else CadIndex.load(cads)
+    model, input_config = load_checkpoint(checkpoint, device)
+    return Aligner(model, input_config, cads, device=device, **options).align_bundle(bundle)

@@ -1,0 +1,106 @@
+"""What one image's alignment returns: the chosen pose of every detection and how it was reached."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from multisparc.datasets.bundle import ObjectPose, pose_record
+from multisparc.geometry import Pose
+from multisparc.inference.initialisation import DepthSource, GravityEstimate
+
+
+@dataclass
+class SkippedDetection:
+    """A detection that was not aligned, and why (it is absent from the predictions)."""
+
+    id: int
+    reason: str
+
+
+@dataclass
+class AlignmentResult:
+    """Alignment of the K detections of one image (those not skipped, in input order).
+
+    Attributes:
+        objects: K chosen poses (camera frame; `score` = sigmoid of the scoring pass's logit).
+        boxes: (K, 4) the detection boxes as used, clipped to the image, pixels.
+        trajectory: poses of batch shape (S, H, K), S = n_refine + 1 passes, H hypotheses:
+            trajectory[0] are the initial poses, trajectory[i] the poses after i updates; pass i of the
+            network saw trajectory[i].
+        logits: (S, H, K) the network's correctness logit at pass i for pose trajectory[i]; the last
+            pass only scores (its update is not applied).
+        chosen: (K,) int, the hypothesis of highest final score per detection.
+        surface_depth: (K,) metres, depth_source: the visible-surface depth of each initialisation.
+        gravity: the up axis the initial rotations stand on.
+        skipped: detections left out (box wholly outside the image), with the reason.
+        timings: seconds per pipeline stage and their total (`StageTimer.to_dict`).
+    """
+
+    objects: list[ObjectPose]
+    boxes: np.ndarray
+    trajectory: Pose
+    logits: np.ndarray
+    chosen: np.ndarray
+    surface_depth: np.ndarray
+    depth_source: list[DepthSource]
+    gravity: GravityEstimate
+    skipped: list[SkippedDetection]
+    timings: dict[str, float]
+
+    @property
+    def scores(self) -> np.ndarray:
+        """(S, H, K) sigmoid of `logits`: the estimated probability that each pose is correct."""
+        return 1.0 / (1.0 + np.exp(-self.logits))
+
+    @property
+    def hypothesis_scores(self) -> np.ndarray:
+        """(H, K) final scores of every hypothesis (the selection criterion)."""
+        return self.scores[-1]
+
+    def chosen_trajectory(self) -> Pose:
+        """Poses (S, K) of the chosen hypothesis of each detection through the passes."""
+        n_objects = len(self.objects)
+        return self.trajectory.index((slice(None), torch.as_tensor(self.chosen), torch.arange(n_objects)))
+
+    def chosen_scores(self) -> np.ndarray:
+        """(S, K) scores of the chosen hypothesis through the passes."""
+        return self.scores[:, self.chosen, np.arange(len(self.objects))]
+
+    def to_predictions(self) -> list[dict[str, Any]]:
+        """`predictions.json` records (DESIGN / docs/CONVENTIONS.md): id, category, cad, t, q, s, sym, score,
+        detection_score, plus diagnostics: `hypothesis` (chosen index), `hypothesis_scores` (H final
+        scores), `iterations` (the chosen hypothesis's poses through the passes, the first being its
+        initialisation, each with t, q, s and the score the network gave it)."""
+        trajectory = self.chosen_trajectory()
+        t, q, s = (value.numpy() for value in trajectory.to_tqs())
+        scores = self.chosen_scores()
+        records = []
+        for k, obj in enumerate(self.objects):
+            record = pose_record(obj)
+            record["hypothesis"] = int(self.chosen[k])
+            record["hypothesis_scores"] = [float(v) for v in self.hypothesis_scores[:, k]]
+            record["iterations"] = [
+                {"t": t[i, k].tolist(), "q": q[i, k].tolist(), "s": s[i, k].tolist(), "score": float(scores[i, k])}
+                for i in range(len(trajectory.t))
+            ]
+            records.append(record)
+        return records
+
+    def diagnostics(self) -> dict[str, Any]:
+        """Per-image facts that belong to no single prediction, as JSON-ready values."""
+        return {
+            "up": self.gravity.up.tolist(),
+            "up_source": self.gravity.source,
+            "n_hypotheses": int(self.logits.shape[1]),
+            "n_passes": int(self.logits.shape[0]),
+            "surface_depth": {
+                str(obj.id): {"depth": float(depth), "source": source}
+                for obj, depth, source in zip(self.objects, self.surface_depth, self.depth_source, strict=True)
+            },
+            "skipped": [{"id": skip.id, "reason": skip.reason} for skip in self.skipped],
+            "timings": dict(self.timings),
+        }
