@@ -13,6 +13,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("demo", "run the end-to-end demo on the embedded procedural library"),
     "cads": ("cads", "build, inspect and picture CAD libraries (cads.json)"),
     "synth": ("synth", "sample synthetic scenes and write them as scene bundles"),
+    "train": ("train", "train Multi-SPARC-Net on synthetic scenes rendered on the fly"),
     "align": ("align", "align CAD models to scene bundles with a trained network"),
     "bench": ("bench", "benchmarks that write their results into BENCHMARKS.md"),
 }
