@@ -2,13 +2,22 @@
 
 multisparc align BUNDLE... --cads cads.json --checkpoint model.pt --out DIR [--device cpu]
                  [--mode joint|single] [--sequential] [--seed S] [--no-overlay]
+                 [--detections per_frame_preds.json [--image-key KEY]]
 
 Each BUNDLE is a scene bundle directory (it holds camera.json) or a directory of scene bundles.
 For every scene it writes
   DIR/<scene>/predictions.json   poses in the camera frame, with the learned score, the chosen
                                  hypothesis, every hypothesis's score and the per-iteration poses
-  DIR/<scene>/alignment.json     gravity up and its source, skipped detections, stage timings
+  DIR/<scene>/alignment.json     gravity up and its source, skipped detections, stage timings, and
+                                 where the detections came from (file, and image key)
   DIR/<scene>/overlay.png        initial and aligned models over the image, coloured by score
+
+--detections takes the detections from ROCA's per_frame_preds.json instead of each bundle's
+detections.json (which may then be absent): boxes, classes, scores, COCO RLE masks and the retrieved
+CADs, whose ids `<synset>_<model id>` (from ROCA's [synset, model id]) must be ids of cads.json. The
+image of a bundle is the key given by --image-key (one BUNDLE only), else the key written in the
+bundle's `roca_key` file, else the key whose `<scene>_<frame>` is the bundle's name (bundle
+scene0011_00_000100 for "scene0011_00/color/000100.jpg").
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from multisparc.datasets.bundle import BundleError
+from multisparc.datasets.bundle import BundleError, Detection
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,6 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sequential", action="store_true", help="with --mode single: one object at a time")
     parser.add_argument("--seed", type=int, default=0, help="seed of the box-pixel sampling")
     parser.add_argument("--no-overlay", action="store_true", help="do not write overlay.png")
+    parser.add_argument(
+        "--detections", type=Path, default=None, help="ROCA per_frame_preds.json replacing the detections.json files"
+    )
+    parser.add_argument("--image-key", default=None, help="with --detections: the image's key in that file")
 
 
 def find_scenes(paths: list[Path]) -> list[Path]:
@@ -55,7 +68,27 @@ def find_scenes(paths: list[Path]) -> list[Path]:
     return list(names.values())
 
 
+class RocaDetectionSource:
+    """The detections of bundles taken from one ROCA per_frame_preds.json (read once)."""
+
+    def __init__(self, path: Path, image_key: str | None) -> None:
+        from multisparc.datasets.roca import read_roca_file
+
+        self.path = path
+        self.image_key = image_key
+        self.frames = read_roca_file(path)
+
+    def detections(self, scene: Path, height: int, width: int) -> tuple[str, list[Detection]]:
+        """(image key, the `Detection`s of that image for a bundle image of width x height)."""
+        from multisparc.datasets.roca import find_image_key, roca_detections
+
+        key = find_image_key(self.path, list(self.frames), scene, self.image_key)
+        return key, roca_detections(self.path, key, self.frames[key], height, width)
+
+
 def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from tqdm import tqdm
 
     from multisparc.cad import CadIndex
@@ -63,6 +96,13 @@ def run(args: argparse.Namespace) -> int:
     from multisparc.inference import Aligner, load_checkpoint, render_overlay
 
     scenes = find_scenes(args.bundles)
+    roca = None
+    if args.image_key is not None and args.detections is None:
+        raise ValueError("--image-key names an image of a --detections file; give --detections too")
+    if args.detections is not None:
+        if args.image_key is not None and len(scenes) != 1:
+            raise ValueError(f"--image-key names one image, but {len(scenes)} scene bundles were given")
+        roca = RocaDetectionSource(args.detections, args.image_key)
     cads = CadIndex.load(args.cads)
     model, input_config = load_checkpoint(args.checkpoint, args.device)
     aligner = Aligner(
@@ -70,11 +110,17 @@ def run(args: argparse.Namespace) -> int:
     )
     n_objects, seconds = 0, 0.0
     for scene in tqdm(scenes, desc="align", unit="scene"):
-        bundle = read_bundle(scene)
+        bundle = read_bundle(scene, with_detections=roca is None)
+        source = {"file": str(scene / "detections.json")}
+        if roca is not None:
+            camera = bundle.observation.camera
+            key, detections = roca.detections(scene, camera.height, camera.width)
+            bundle = replace(bundle, detections=detections)
+            source = {"file": str(args.detections), "image_key": key}
         result = aligner.align(bundle.observation, bundle.detections, scene_dir=scene)
         out = args.out / scene.name
         write_json(out / "predictions.json", result.to_predictions())
-        write_json(out / "alignment.json", result.diagnostics())
+        write_json(out / "alignment.json", {**result.diagnostics(), "detections": source})
         if not args.no_overlay:
             render_overlay(bundle.observation, result, cads, out / "overlay.png")
         n_objects += len(result.objects)

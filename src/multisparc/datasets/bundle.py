@@ -6,7 +6,7 @@ Layout (docs/CONVENTIONS.md)::
     <scene>/camera.json        {"K", "width", "height", "cam_to_world" (optional), "up" (optional)}
     <scene>/depth.npy          float32 H x W z-depth in metres, 0 = unknown  (or depth.png: uint16 mm)
     <scene>/normals.npy        float32 H x W x 3, camera frame, facing the camera
-    <scene>/detections.json    [{"id", "category", "bbox", "score", "cad", "mask" (optional)}]
+    <scene>/detections.json    [{"id", "category", "bbox", "score", "cad", "mask" (optional: PNG path or COCO RLE)}]
     <scene>/gt.json            [{"id", "category", "cad", "t", "q", "s", "sym"}]  (optional)
 
 Readers validate everything and raise `BundleError` naming the file and the problem. Unknown depth
@@ -19,6 +19,7 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ import numpy as np
 from PIL import Image
 
 from multisparc.categories import UnknownCategoryError, canonical_category
+from multisparc.datasets.rle import RleError, decode_rle, is_rle
 
 SYMMETRIES = ("none", "2", "4", "inf")
 
@@ -212,8 +214,19 @@ def read_normals(path: Path, height: int, width: int) -> np.ndarray | None:
     return np.where(norm > 1e-6, normals / np.maximum(norm, 1e-6), 0.0).astype(np.float32)
 
 
-def read_mask(path: Path, height: int, width: int) -> np.ndarray:
-    """Read a binary mask PNG as (H, W) bool (non-zero = inside)."""
+def read_mask(source: Path | Mapping[str, Any], height: int, width: int, named_in: Path | None = None) -> np.ndarray:
+    """A binary mask as (H, W) bool: a PNG file (non-zero = inside), or a COCO RLE
+    `{"size": [H, W], "counts": str | list}` (`multisparc.datasets.rle`) given inside the JSON file `named_in`."""
+    if isinstance(source, Mapping):
+        where = named_in if named_in is not None else Path("mask")
+        try:
+            mask = decode_rle(source)
+        except RleError as err:
+            raise BundleError(where, f"mask: {err}") from None
+        if mask.shape != (height, width):
+            raise BundleError(where, f"mask: RLE size is {list(mask.shape)}, expected [{height}, {width}]")
+        return mask
+    path = Path(source)
     if not path.is_file():
         raise BundleError(path, "mask file not found")
     with Image.open(path) as image:
@@ -224,7 +237,8 @@ def read_mask(path: Path, height: int, width: int) -> np.ndarray:
 
 
 def read_detections(path: Path, height: int, width: int) -> list[Detection]:
-    """Read and validate `detections.json`; masks are loaded relative to the scene directory."""
+    """Read and validate `detections.json`; a "mask" is a PNG path relative to the scene directory or a COCO
+    RLE object (compressed string or list counts, column-major as COCO)."""
     records = _read_json(path)
     if not isinstance(records, list):
         raise BundleError(path, "expected a JSON list of detections")
@@ -240,8 +254,16 @@ def read_detections(path: Path, height: int, width: int) -> list[Detection]:
         if bbox[2] <= bbox[0] or bbox[3] <= bbox[1]:
             raise BundleError(path, f"{where} (id {det_id}): empty box {bbox.tolist()} (need x2 > x1, y2 > y1)")
         mask = None
-        if record.get("mask"):
-            mask = read_mask(path.parent / record["mask"], height, width)
+        value = record.get("mask")
+        if is_rle(value):
+            try:
+                mask = read_mask(value, height, width, named_in=path)
+            except BundleError as err:
+                raise BundleError(path, f"{where} (id {det_id}) {err.problem}") from None
+        elif isinstance(value, dict):
+            raise BundleError(path, f"{where} (id {det_id}): an RLE mask needs size [height, width] and counts")
+        elif value:
+            mask = read_mask(path.parent / str(value), height, width)
         score = float(record.get("score", 1.0))
         if not np.isfinite(score):
             raise BundleError(path, f"{where} (id {det_id}): score must be finite")
@@ -295,8 +317,11 @@ def read_poses(path: Path) -> list[ObjectPose]:
     return poses
 
 
-def read_bundle(scene_dir: Path | str) -> SceneBundle:
-    """Read a scene bundle directory; every problem raises BundleError naming the file."""
+def read_bundle(scene_dir: Path | str, with_detections: bool = True) -> SceneBundle:
+    """Read a scene bundle directory; every problem raises BundleError naming the file.
+
+    `with_detections=False` neither reads nor needs `detections.json` (detections come from elsewhere);
+    the bundle's detections are then empty."""
     scene_dir = Path(scene_dir)
     if not scene_dir.is_dir():
         raise BundleError(scene_dir, "scene bundle directory not found")
@@ -317,7 +342,9 @@ def read_bundle(scene_dir: Path | str) -> SceneBundle:
     return SceneBundle(
         name=scene_dir.name,
         observation=observation,
-        detections=read_detections(scene_dir / "detections.json", camera.height, camera.width),
+        detections=read_detections(scene_dir / "detections.json", camera.height, camera.width)
+        if with_detections
+        else [],
         gt=read_poses(gt_path) if gt_path.is_file() else None,
     )
 

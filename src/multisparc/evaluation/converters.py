@@ -1,11 +1,7 @@
 """Readers and writers of the field's prediction and ground-truth files.
 
-- ROCA's `per_frame_preds.json` (written by `InstanceEvaluator` in `roca/evaluation/per_frame_evaluation.py`):
-  `{"<scene>/color/<frame>.jpg": [{"score", "bbox" [x1, y1, x2, y2] pixels, "t" [3], "q" [4] (w, x, y, z),
-  "s" [3], "category", "segmentation" (RLE), "scene_cad_id" [synset, model id], "wild_cad_id" (optional)},
-  ...]}`. Poses are in the frame's camera frame (ScanNet / OpenCV axes: ROCA moves them to the world with
-  the frame's `pose/<frame>.txt`), boxes in ROCA's 480 x 360 images; "score" is the 2D detection score.
-  ROCA calls bookshelves "bookcase".
+- ROCA's `per_frame_preds.json`: read by `multisparc.datasets.roca` (whose docstring describes it), here
+  as camera-frame poses per image key, and written back.
 - Scan2CAD benchmark submissions: one CSV per scan, `<scene id>.csv`, no header, rows
   `catid_cad, id_cad, tx, ty, tz, qw, qx, qy, qz, sx, sy, sz` in the scan's world frame
   (`Routines/Script/EvaluateBenchmark.py`); SPARC appends a 13th column, the score.
@@ -15,14 +11,14 @@
   CAD frame), ...}]}]`. A model's world pose is `inv(M_scan) @ M_model` with `M = T R S`.
 
 CAD ids are `<synset>_<model id>`, as `CadIndex.from_folder` names ShapeNet models. Objects whose synset is
-none of the 9 classes keep their synset as category (the scan2cad preset reports them as "other").
+none of the 9 classes keep their synset as category (the scan2cad preset reports them as "other"). The
+helpers shared with the dataset layer's readers live in `multisparc.datasets.formats`.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,20 +26,38 @@ from typing import Any
 import numpy as np
 import torch
 
-from multisparc.categories import CATEGORIES, UnknownCategoryError, canonical_category, category_info
 from multisparc.datasets.bundle import ObjectPose, atomic_write_bytes, write_json
+from multisparc.datasets.formats import (
+    ConversionError,
+    cad_id,
+    category_of_synset,
+    positive,
+    read_json,
+    rotation,
+    split_cad_id,
+    vector,
+)
+from multisparc.datasets.roca import ROCA_CLASS_NAMES, read_roca_file, roca_frame
 from multisparc.evaluation.matching import WorldObject
-from multisparc.geometry import matrix_to_quat, quat_to_matrix
+from multisparc.geometry import matrix_to_quat
 
-
-class ConversionError(ValueError):
-    """A file of the field's formats that is missing or malformed; the message names the file."""
-
-    def __init__(self, path: Path | str, problem: str):
-        self.path = Path(path)
-        self.problem = problem
-        super().__init__(f"{path}: {problem}")
-
+# The shared readers' names are re-exported from here, where the evaluation code has always found them.
+__all__ = [
+    "ROCA_CLASS_NAMES",
+    "SCAN2CAD_SYMMETRY",
+    "ConversionError",
+    "cad_id",
+    "category_of_synset",
+    "read_roca_predictions",
+    "read_scan2cad_annotations",
+    "read_scan2cad_csv",
+    "read_scan2cad_submission",
+    "roca_frame",
+    "split_cad_id",
+    "write_roca_predictions",
+    "write_scan2cad_csv",
+    "write_scan2cad_submission",
+]
 
 SCAN2CAD_SYMMETRY: dict[str, str] = {
     "__SYM_NONE": "none",
@@ -51,75 +65,13 @@ SCAN2CAD_SYMMETRY: dict[str, str] = {
     "__SYM_ROTATE_UP_4": "4",
     "__SYM_ROTATE_UP_INF": "inf",
 }
-ROCA_CLASS_NAMES: dict[str, str] = {"bookshelf": "bookcase"}
-_SYNSET_CLASSES = {category_info(name).shapenet_synset: name for name in CATEGORIES}
-_QUATERNION_TOLERANCE = 1e-3
-
-
-def category_of_synset(synset: str) -> str:
-    """Our class name for a ShapeNet synset (leading zeros may be missing), or the 8-digit synset itself."""
-    synset = str(synset).strip().zfill(8)
-    return _SYNSET_CLASSES.get(synset, synset)
-
-
-def cad_id(synset: str, model_id: str) -> str:
-    """The CAD id `<synset>_<model id>` of a ShapeNet model."""
-    return f"{str(synset).strip().zfill(8)}_{model_id}"
-
-
-def split_cad_id(cad: str, where: Path | str) -> tuple[str, str]:
-    """(synset, model id) of a CAD id `<synset>_<model id>`; ConversionError naming `where` otherwise."""
-    synset, _, model = cad.partition("_")
-    if not synset.isdigit() or not model:
-        raise ConversionError(where, f"CAD id {cad!r} is not `<synset>_<model id>`, which this format needs")
-    return synset.zfill(8), model
-
-
-def _vector(path: Path, where: str, value: Any, length: int) -> np.ndarray:
-    try:
-        array = np.asarray(value, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError):
-        raise ConversionError(path, f"{where}: expected {length} numbers, got {value!r}") from None
-    if array.shape != (length,) or not np.all(np.isfinite(array)):
-        raise ConversionError(path, f"{where}: expected {length} finite numbers, got {value!r}")
-    return array
-
-
-def _rotation(path: Path, where: str, q: np.ndarray) -> np.ndarray:
-    norm = float(np.linalg.norm(q))
-    if abs(norm - 1.0) > _QUATERNION_TOLERANCE:
-        raise ConversionError(path, f"{where}: q must be a unit quaternion (w, x, y, z), its norm is {norm:.4f}")
-    return quat_to_matrix(torch.as_tensor(q, dtype=torch.float64)).numpy()
-
-
-def _positive(path: Path, where: str, s: np.ndarray) -> np.ndarray:
-    if np.any(s <= 0):
-        raise ConversionError(path, f"{where}: scales must be positive, got {s.tolist()}")
-    return s
 
 
 def _quaternion(R: np.ndarray) -> list[float]:
     return matrix_to_quat(torch.as_tensor(R, dtype=torch.float64)).tolist()
 
 
-def _read_json(path: Path) -> Any:
-    if not path.is_file():
-        raise ConversionError(path, "file not found")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ConversionError(path, f"malformed JSON at line {err.lineno}, column {err.colno}: {err.msg}") from None
-
-
 # ROCA -----------------------------------------------------------------------------------------------
-
-
-def roca_frame(key: str) -> tuple[str, str]:
-    """(scene id, frame name) of a ROCA image key such as "scene0011_00/color/000100.jpg"."""
-    parts = key.split("/")
-    if len(parts) < 3:
-        raise ValueError(f"ROCA image key {key!r} is not `<scene>/color/<frame>.jpg`")
-    return parts[-3], Path(parts[-1]).stem
 
 
 def read_roca_predictions(path: Path | str) -> dict[str, list[ObjectPose]]:
@@ -129,46 +81,22 @@ def read_roca_predictions(path: Path | str) -> dict[str, list[ObjectPose]]:
     "scene_cad_id" (else "wild_cad_id"), detection_score = "score", score = "classification_score" when
     present (written by `write_roca_predictions`) else "score", extras["bbox"] = the box.
     """
-    path = Path(path)
-    data = _read_json(path)
-    if not isinstance(data, dict):
-        raise ConversionError(path, "expected a JSON object keyed by image path")
     frames: dict[str, list[ObjectPose]] = {}
-    for key, records in data.items():
-        if not isinstance(records, list):
-            raise ConversionError(path, f"{key}: expected a list of predictions")
-        poses = []
-        for index, record in enumerate(records):
-            where = f"{key} prediction #{index}"
-            if not isinstance(record, dict):
-                raise ConversionError(path, f"{where}: expected an object")
-            missing = [name for name in ("score", "bbox", "t", "q", "s", "category") if name not in record]
-            if missing:
-                raise ConversionError(path, f"{where}: missing key(s) {', '.join(missing)}")
-            cad = record.get("scene_cad_id", record.get("wild_cad_id"))
-            if not isinstance(cad, list | tuple) or len(cad) != 2:
-                raise ConversionError(path, f"{where}: needs scene_cad_id (or wild_cad_id) [synset, model id]")
-            try:
-                category = canonical_category(str(record["category"]))
-            except UnknownCategoryError as err:
-                raise ConversionError(path, f"{where}: {err}") from None
-            q = _vector(path, f"{where} q", record["q"], 4)
-            _rotation(path, where, q)
-            score = float(record["score"])
-            poses.append(
-                ObjectPose(
-                    id=index,
-                    category=category,
-                    cad=cad_id(str(cad[0]), str(cad[1])),
-                    t=_vector(path, f"{where} t", record["t"], 3),
-                    q=q / np.linalg.norm(q),
-                    s=_positive(path, where, _vector(path, f"{where} s", record["s"], 3)),
-                    score=float(record.get("classification_score", score)),
-                    detection_score=score,
-                    extras={"bbox": _vector(path, f"{where} bbox", record["bbox"], 4).tolist()},
-                )
+    for key, records in read_roca_file(path, require_pose=True).items():
+        frames[key] = [
+            ObjectPose(
+                id=record.index,
+                category=record.category,
+                cad=record.cad,
+                t=record.t,
+                q=record.q,
+                s=record.s,
+                score=record.score if record.classification_score is None else record.classification_score,
+                detection_score=record.score,
+                extras={"bbox": record.bbox.tolist()},
             )
-        frames[str(key)] = poses
+            for record in records
+        ]
     return frames
 
 
@@ -230,16 +158,16 @@ def read_scan2cad_csv(path: Path | str) -> list[WorldObject]:
         where = f"row {line}"
         if len(row) not in (12, 13):
             raise ConversionError(path, f"{where}: expected 12 columns (catid_cad, id_cad, t, q, s) or 13 (+ score)")
-        numbers = _vector(path, where, [cell.strip() for cell in row[2:]], len(row) - 2)
+        numbers = vector(path, where, [cell.strip() for cell in row[2:]], len(row) - 2)
         synset = row[0].strip().zfill(8)
         score = float(numbers[10]) if len(row) == 13 else None
         objects.append(
             WorldObject(
                 category=category_of_synset(synset),
                 cad=cad_id(synset, row[1].strip()),
-                R=_rotation(path, where, numbers[3:7]),
+                R=rotation(path, where, numbers[3:7]),
                 t=numbers[0:3],
-                s=_positive(path, where, numbers[7:10]),
+                s=positive(path, where, numbers[7:10]),
                 score=score,
                 detection_score=score,
                 source=path.name,
@@ -293,9 +221,9 @@ def _trs_matrix(path: Path, where: str, trs: Any) -> np.ndarray:
     if not isinstance(trs, dict) or any(key not in trs for key in ("translation", "rotation", "scale")):
         raise ConversionError(path, f"{where}: trs needs translation, rotation and scale")
     matrix = np.eye(4)
-    scale = _positive(path, where, _vector(path, f"{where} scale", trs["scale"], 3))
-    matrix[:3, :3] = _rotation(path, where, _vector(path, f"{where} rotation", trs["rotation"], 4)) * scale
-    matrix[:3, 3] = _vector(path, f"{where} translation", trs["translation"], 3)
+    scale = positive(path, where, vector(path, f"{where} scale", trs["scale"], 3))
+    matrix[:3, :3] = rotation(path, where, vector(path, f"{where} rotation", trs["rotation"], 4)) * scale
+    matrix[:3, 3] = vector(path, f"{where} translation", trs["translation"], 3)
     return matrix
 
 
@@ -307,7 +235,7 @@ def read_scan2cad_annotations(path: Path | str, scenes: Sequence[str] | None = N
     object's CAD centre. Only `scenes` are read when given.
     """
     path = Path(path)
-    data = _read_json(path)
+    data = read_json(path)
     if not isinstance(data, list):
         raise ConversionError(path, "expected a JSON list of scans")
     wanted = None if scenes is None else set(scenes)
@@ -340,7 +268,7 @@ def read_scan2cad_annotations(path: Path | str, scenes: Sequence[str] | None = N
                     t=matrix[:3, 3],
                     s=scale,
                     sym=SCAN2CAD_SYMMETRY[model["sym"]],
-                    centre=_vector(path, f"{where} center", model["center"], 3),
+                    centre=vector(path, f"{where} center", model["center"], 3),
                     source=scene,
                 )
             )

@@ -1,4 +1,5 @@
-"""Loading a shipped `model.pt` (written by `multisparc.training.checkpoint.export_model`) for inference."""
+"""Loading a `model.pt` (written by `multisparc.training.checkpoint.export_model`) for inference, and the
+network shipped inside the package."""
 
 from __future__ import annotations
 
@@ -9,6 +10,22 @@ import torch
 from multisparc.inputs import InputConfig
 from multisparc.model import ModelConfig, MultiSparcNet
 from multisparc.training.checkpoint import CheckpointError, load_model_file
+
+#: The network trained with the `cpu` configuration, installed with the package (package data).
+SHIPPED_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "cpu.pt"
+
+
+def shipped_checkpoint() -> Path:
+    """Path of the package's own trained network (`multisparc/checkpoints/cpu.pt`).
+
+    Raises FileNotFoundError naming the path when this installation has none.
+    """
+    if not SHIPPED_CHECKPOINT.is_file():
+        raise FileNotFoundError(
+            f"{SHIPPED_CHECKPOINT}: the shipped network is missing from this installation; "
+            "pass a model.pt of `multisparc train` with --checkpoint"
+        )
+    return SHIPPED_CHECKPOINT
 
 
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[MultiSparcNet, InputConfig]:
