@@ -1,0 +1,107 @@
+"""The alignment methods of the benchmark tables, by name (the rows of the paper's Table 1).
+
+=============  ==================================================  ==================  =================
+name           what runs                                           pose of a detection ranked by
+=============  ==================================================  ==================  =================
+``multisparc`` Multi-SPARC: objects jointly, 3 refinements + 1     highest learned     learned score
+               scoring pass (`Aligner(mode="joint")`)              score
+``single``     SPARC-style: every (object, hypothesis) refined     highest learned     learned score
+               alone, one forward pass at a time                   score
+               (`Aligner(mode="single", sequential=True)`)
+``2d-score``   as multisparc, refinement kept, but the pose is     first hypothesis    2D detection score
+               not chosen by the learned score                     (azimuth 0)
+``initial``    the initial hypotheses, no refinement               highest learned     learned score
+               (`n_refine=0`: only the scoring pass)               score
+``icp``        the depth-only ICP baseline (`baselines.icp`)       best ICP fit        ICP fit score
+=============  ==================================================  ==================  =================
+
+The 2D detection score is the same for the 4 hypotheses of a detection, so it cannot choose among them:
+``2d-score`` takes the hypothesis of the first initialisation (gravity-aligned azimuth 0) after the
+refinement, and the evaluation ranks its predictions (score filter, 3D NMS, the per-class cap) by the
+detection score (`MethodSpec.ranking_score`) instead of the learned one it still records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import torch
+
+from multisparc.baselines.icp import IcpAligner
+from multisparc.cad import CadIndex
+from multisparc.datasets.bundle import Detection, Observation
+from multisparc.inference import Aligner, AlignmentResult
+from multisparc.inputs import InputConfig
+from multisparc.model import MultiSparcNet
+
+RankingScore = Literal["score", "detection_score"]
+
+
+class Method(Protocol):
+    """What every method offers: alignment of one image's detections."""
+
+    def align(
+        self, observation: Observation, detections: Sequence[Detection], scene_dir: str | Path | None = None
+    ) -> AlignmentResult: ...
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A named method: whether it needs a trained network, the score its predictions are ranked by in the
+    evaluation, what their `score` is (for plots), and the `Aligner` options it uses (none for icp)."""
+
+    name: str
+    description: str
+    needs_network: bool
+    ranking_score: RankingScore = "score"
+    score_label: str = "classification score"
+    aligner_options: dict[str, Any] = field(default_factory=dict)
+
+
+_SPECS = (
+    MethodSpec("multisparc", "Multi-SPARC, objects aligned jointly", True, aligner_options={"mode": "joint"}),
+    MethodSpec(
+        "single",
+        "SPARC-style, every object and hypothesis alone",
+        True,
+        aligner_options={"mode": "single", "sequential": True},
+    ),
+    MethodSpec(
+        "2d-score",
+        "joint refinement, first hypothesis, ranked by the 2D detection score",
+        True,
+        ranking_score="detection_score",
+        aligner_options={"mode": "joint", "select": "first"},
+    ),
+    MethodSpec("initial", "initial poses only, chosen by the learned score", True, aligner_options={"n_refine": 0}),
+    MethodSpec("icp", "depth-only ICP baseline", False, score_label="ICP fit score"),
+)
+METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in _SPECS}
+
+
+def method_spec(name: str) -> MethodSpec:
+    """The spec of method `name`; ValueError naming the known methods otherwise."""
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; expected one of {', '.join(METHODS)}")
+    return METHODS[name]
+
+
+def make_method(
+    name: str,
+    cads: CadIndex,
+    network: tuple[MultiSparcNet, InputConfig] | None = None,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+) -> Method:
+    """The aligner of method `name` over the CAD index; `network` (from `load_checkpoint`, shared by the
+    methods) is required by every method but icp."""
+    spec = method_spec(name)
+    if not spec.needs_network:
+        return IcpAligner(cads, seed=seed)
+    if network is None:
+        raise ValueError(f"method {name!r} needs a trained network (a checkpoint, model.pt)")
+    model, input_config = network
+    return Aligner(model, input_config, cads, device=device, seed=seed, **spec.aligner_options)

@@ -1,0 +1,131 @@
+"""Seeded benchmark sets of synthetic scene bundles: procedural and SweetHome3D CADs, clean and realistic noise.
+
+    OUT/cads/procedural/cads.json        the procedural library (or a copy of a given index)
+    OUT/cads/sweethome3d/cads.json       the SweetHome3D catalogue made metric (paths into its folder)
+    OUT/<set>/cads.json                  the index the set's detections refer to
+    OUT/<set>/scene_00000 ...            scene bundles with gt.json
+    OUT/benchset.json                    what was made, with the parameters
+
+Scene i of a set is drawn from the generator seeded by (seed, i), exactly as `multisparc synth --seed S
+--cads OUT/<set>/cads.json --noise LEVEL` draws it, so the clean and realistic sets of one library show
+the same scenes, differing only in the perception noise. A scene whose gt.json (the last file a bundle
+gets) exists is kept, so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from multisparc.cad import CadIndex
+from multisparc.cad.procedural import build_library
+from multisparc.datasets.bundle import write_bundle, write_json
+from multisparc.render import RayCaster
+from multisparc.scenes import PerceptionNoise, SceneConfig, SceneSampler, render_scene_frame, to_bundle
+
+
+@dataclass(frozen=True)
+class SetSpec:
+    """One benchmark set: its name, CAD library ("procedural" or "sweethome3d") and noise level."""
+
+    name: str
+    library: str
+    noise: str
+
+
+SETS: dict[str, SetSpec] = {
+    spec.name: spec
+    for spec in (
+        SetSpec("procedural-clean", "procedural", "clean"),
+        SetSpec("procedural-realistic", "procedural", "realistic"),
+        SetSpec("sweethome3d-clean", "sweethome3d", "clean"),
+        SetSpec("sweethome3d-realistic", "sweethome3d", "realistic"),
+    )
+}
+
+
+def _library(
+    out: Path, library: str, procedural: Path | None, per_class: int, cads_seed: int, sweethome3d: Path | None
+) -> Path:
+    """The cads.json of a library under out/cads/<library>/, made once."""
+    target = out / "cads" / library / "cads.json"
+    if target.is_file():
+        return target
+    if library == "procedural":
+        if procedural is None:
+            return build_library(target.parent, per_class=per_class, seed=cads_seed)
+        return CadIndex.load(procedural).save(target)
+    if sweethome3d is None:
+        raise ValueError(
+            "the sweethome3d sets need the SweetHome3D catalogue folder (--sweethome3d DIR, e.g. "
+            "../shared/data/cad/sweethome3d); or choose --sets procedural-clean,procedural-realistic"
+        )
+    return CadIndex.from_sweethome3d(sweethome3d).save(target)
+
+
+def make_set(
+    out_dir: Path, cads_json: Path, noise: str, n_scenes: int, seed: int, config: SceneConfig, progress: bool = True
+) -> int:
+    """Write scenes 0 .. n_scenes - 1 of one set into out_dir (module docstring); returns how many were new."""
+    from tqdm import tqdm
+
+    cads = CadIndex.load(cads_json)
+    cads.save(out_dir / "cads.json")
+    caster = RayCaster(cads)
+    sampler = SceneSampler(cads, config, caster=caster)
+    level = PerceptionNoise(noise)
+    made = 0
+    for index in tqdm(range(n_scenes), desc=out_dir.name, unit="scene", disable=not progress):
+        name = f"scene_{index:05d}"
+        if (out_dir / name / "gt.json").is_file():
+            continue
+        scene = sampler.sample(np.random.default_rng([seed, index]))
+        write_bundle(out_dir / name, to_bundle(scene, render_scene_frame(scene, caster, level), name=name))
+        made += 1
+    return made
+
+
+def make_benchmark_sets(
+    out: Path,
+    n_scenes: int,
+    seed: int,
+    sets: Sequence[str] = tuple(SETS),
+    sweethome3d: Path | None = None,
+    procedural: Path | None = None,
+    per_class: int = 8,
+    cads_seed: int = 0,
+    config: SceneConfig | None = None,
+    progress: bool = True,
+) -> dict[str, Path]:
+    """Make the named sets under out (module docstring); returns set name -> its folder.
+
+    procedural: an existing cads.json to use as the procedural library (e.g. the one a model was trained
+    with); None builds `per_class` models a class with `cads_seed` (0 and 8: a default training run's).
+    sweethome3d: the SweetHome3D catalogue folder, needed by the sweethome3d sets.
+    """
+    if n_scenes < 1:
+        raise ValueError(f"the sets need at least 1 scene, got {n_scenes}")
+    unknown = [name for name in sets if name not in SETS]
+    if unknown:
+        raise ValueError(f"unknown set(s) {', '.join(unknown)}; expected some of {', '.join(SETS)}")
+    out = Path(out)
+    config = config or SceneConfig()
+    folders: dict[str, Path] = {}
+    record: dict[str, dict[str, str]] = {}
+    for name in sets:
+        spec = SETS[name]
+        cads_json = _library(out, spec.library, procedural, per_class, cads_seed, sweethome3d)
+        folders[name] = out / name
+        make_set(folders[name], cads_json, spec.noise, n_scenes, seed, config, progress)
+        record[name] = {"library": spec.library, "noise": spec.noise, "cads": f"{name}/cads.json"}
+    # Sets made by earlier calls into the same folder stay listed.
+    info = out / "benchset.json"
+    earlier = json.loads(info.read_text()).get("sets", {}) if info.is_file() else {}
+    write_json(
+        info, {"scenes": n_scenes, "seed": seed, "scene_config": config.to_dict(), "sets": {**earlier, **record}}
+    )
+    return folders

@@ -1,0 +1,149 @@
+"""Run alignment methods over scene bundles with ground truth and score them with the paper's protocols.
+
+multisparc evaluate --scenes DIR --cads cads.json [--checkpoint model.pt]
+                    [--methods multisparc,single,2d-score,initial,icp] [--predictions [NAME=]DIR ...]
+                    [--preset sparc|roca|scan2cad] --out OUT [--markdown BENCHMARKS.md [--section NAME]]
+                    [--device cpu] [--seed S] [--limit N] [--ap-points N | --no-ap-mesh]
+
+Methods (`multisparc.baselines.methods`): multisparc (joint, learned score), single (SPARC-style, one
+object at a time), 2d-score (refined, first hypothesis, ranked by the 2D detection score), initial (the
+initial hypotheses, no refinement), icp (depth-only ICP baseline; needs no checkpoint). Each writes
+OUT/<method>/<scene>/predictions.json and alignment.json; a rerun skips scenes already done, so a killed
+run resumes (a folder made with another checkpoint or --seed is refused, not mixed). --predictions
+scores existing folders of <scene>/predictions.json (e.g. `multisparc align --out DIR`, or another
+method's) with the same code, named NAME or the folder's name; given alone, no method runs. A folder's
+method.json, when present, says whether its predictions rank by the 2D detection score.
+
+Writes OUT/results.md and OUT/results.json (per scene in the layout of the paper's Table 1: per class,
+class mean, instance, time per image in ms; per image: AP^mesh and accuracy) and
+OUT/calibration/<method>.png (accuracy against the sorted score). --markdown FILE writes the tables with
+this command line and the machine into the section NAME (default evaluate-<scenes folder name>) of FILE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+DEFAULT_METHODS = "multisparc,single,2d-score,initial,icp"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("--scenes", type=Path, required=True, help="folder of scene bundles with gt.json")
+    parser.add_argument("--cads", type=Path, required=True, help="the CAD index (cads.json)")
+    parser.add_argument("--checkpoint", type=Path, help="trained model file (model.pt), for the network's methods")
+    parser.add_argument(
+        "--methods", help=f"comma-separated methods to run (default {DEFAULT_METHODS}; none with --predictions)"
+    )
+    parser.add_argument(
+        "--predictions",
+        action="append",
+        default=[],
+        metavar="[NAME=]DIR",
+        help="score DIR/<scene>/predictions.json as method NAME (repeatable)",
+    )
+    parser.add_argument("--preset", default="sparc", choices=("sparc", "roca", "scan2cad"), help="per-scene protocol")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--markdown", type=Path, help="write the tables into this Markdown file (BENCHMARKS.md)")
+    parser.add_argument("--section", help="section name in the --markdown file (default evaluate-<scenes name>)")
+    parser.add_argument("--device", default="cpu", help="torch device of the network (cpu, cuda, ...)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the methods' pixel sampling")
+    parser.add_argument("--limit", type=int, help="use only the first N scenes (sorted by name)")
+    parser.add_argument("--ap-points", type=int, default=10000, help="surface samples per model for AP^mesh")
+    parser.add_argument("--no-ap-mesh", action="store_true", help="skip AP^mesh")
+
+
+def parse_methods(text: str | None, have_predictions: bool) -> list[str]:
+    """The method names of --methods (validated, in order, no repeats)."""
+    from multisparc.baselines import method_spec
+
+    if text is None:
+        text = "" if have_predictions else DEFAULT_METHODS
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    for name in names:
+        method_spec(name)
+    if len(set(names)) != len(names):
+        raise ValueError(f"--methods names a method twice: {text}")
+    return names
+
+
+def parse_predictions(values: list[str]) -> list[tuple[str, Path]]:
+    """(name, folder) of each --predictions [NAME=]DIR."""
+    parsed = []
+    for value in values:
+        name, _, folder = value.rpartition("=")
+        path = Path(folder)
+        if not path.is_dir():
+            raise FileNotFoundError(f"--predictions {value}: {path} is not a folder")
+        parsed.append((name or path.resolve().name, path))
+    return parsed
+
+
+def section_name(scenes: Path) -> str:
+    """A BENCHMARKS.md section name from the scenes folder: evaluate-<name> with [A-Za-z0-9_.-] only."""
+    return "evaluate-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", scenes.resolve().name)
+
+
+def run(args: argparse.Namespace) -> int:
+    from multisparc.baselines import make_method, method_spec
+    from multisparc.benchmarks.alignment import require_ground_truth, run_method, score_method
+    from multisparc.benchmarks.alignment_report import write_results
+    from multisparc.benchmarks.report import section, update_markdown
+    from multisparc.cad import CadIndex
+    from multisparc.commands.align import find_scenes
+    from multisparc.evaluation import get_preset
+    from multisparc.render import RayCaster
+
+    predictions = parse_predictions(args.predictions)
+    methods = parse_methods(args.methods, bool(predictions))
+    names = methods + [name for name, _ in predictions]
+    if not names:
+        raise ValueError("nothing to evaluate: give --methods or --predictions")
+    if len(set(names)) != len(names):
+        raise ValueError(f"two results would share a name: {', '.join(names)}; use --predictions NAME=DIR")
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be at least 1, got {args.limit}")
+    if args.ap_points < 1:
+        raise ValueError(f"--ap-points must be at least 1, got {args.ap_points}")
+    scenes = find_scenes([args.scenes])[: args.limit]
+    require_ground_truth(scenes)
+    cads = CadIndex.load(args.cads)
+    preset = get_preset(args.preset)
+
+    network = None
+    needing = [name for name in methods if method_spec(name).needs_network]
+    if needing:
+        if args.checkpoint is None:
+            raise ValueError(f"methods {', '.join(needing)} need --checkpoint model.pt")
+        from multisparc.inference import load_checkpoint
+
+        network = load_checkpoint(args.checkpoint, args.device)
+    folders = []
+    for name in methods:
+        method = make_method(name, cads, network, device=args.device, seed=args.seed)
+        spec = method_spec(name)
+        settings = {"seed": args.seed}
+        if spec.needs_network:
+            settings["checkpoint"] = str(args.checkpoint.resolve())
+        aligned, skipped = run_method(spec, method, scenes, args.out / name, settings)
+        if skipped:
+            print(f"{name}: {skipped} scene(s) already aligned in {args.out / name}, {aligned} aligned now")
+        folders.append((name, args.out / name))
+    folders += predictions
+
+    caster = RayCaster(cads)
+    ap_points = None if args.no_ap_mesh else args.ap_points
+    scores = [score_method(name, folder, scenes, cads, preset, caster, ap_points=ap_points) for name, folder in folders]
+    label = str(args.scenes)
+    md_path, json_path, body = write_results(args.out, scores, label, len(scenes))
+    print(body)
+    print(f"wrote {md_path} and {json_path}")
+    if args.markdown is not None:
+        name = args.section or section_name(args.scenes)
+        title = f"Alignment accuracy on {args.scenes.resolve().name} ({args.preset} preset)"
+        where = f"Output folder `{args.out}` (results.json, calibration plots).\n\n"
+        update_markdown(args.markdown, name, section(name, title, where + body))
+        print(f"wrote the section {name} into {args.markdown}")
+    return 0

@@ -1,0 +1,299 @@
+"""Tests of multisparc.baselines: the ICP baseline on a rendered chair, bad depth, and the named methods.
+
+The scene: a 160 x 120 camera 1.4 m above the floor of a box room, pitched down 20 deg and rolled 3 deg,
+looking at one chair-like CAD (a seat block with a backrest at its back, so no turn about up maps it
+onto itself) standing on the floor 2.6 m ahead, turned by 35 deg and scaled by 1.1. Depth, normals and
+the instance mask are ray cast with `multisparc.render`; the detection is the instance's tight box and mask.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from multisparc.baselines import (
+    METHODS,
+    IcpAligner,
+    IcpConfig,
+    detection_points,
+    fit_score,
+    make_method,
+    method_spec,
+    principal_yaw_offset,
+)
+from multisparc.baselines.icp import _Model, free_space_violation, icp, rotation_about
+from multisparc.cad import CadIndex, SampleCache
+from multisparc.datasets.bundle import Camera, Detection, ObjectPose, Observation, SceneBundle, read_poses, write_json
+from multisparc.geometry import matrix_to_quat, quat_to_matrix, rotation_error, yaw_pitch_roll_to_matrix
+from multisparc.inference import Aligner, InitialisationConfig, initial_poses
+from multisparc.inputs import InputConfig
+from multisparc.model import ModelConfig, MultiSparcNet, NetOutput
+from multisparc.render import PlacedObject, RayCaster, Room, instance_boxes, render_full
+
+WIDTH, HEIGHT = 160, 120
+K_CAM = np.array([[120.0, 0.0, 79.5], [0.0, 120.0, 59.5], [0.0, 0.0, 1.0]])
+PITCH, ROLL = math.radians(20.0), math.radians(3.0)
+UP = np.array([math.sin(ROLL) * math.cos(PITCH), -math.cos(ROLL) * math.cos(PITCH), -math.sin(PITCH)])
+CAMERA_HEIGHT = 1.4
+YAW, SCALE, DISTANCE = math.radians(35.0), 1.1, 2.6
+INPUTS = InputConfig(n_bbox=120, n_cad=40)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def chair_mesh() -> trimesh.Trimesh:
+    """A 0.55 x 0.9 x 0.5 m chair: seat block 0.45 m high, backrest at the back (-z), centred on its box."""
+    seat = trimesh.creation.box(extents=(0.55, 0.45, 0.5))
+    seat.apply_translation((0.0, 0.225, 0.0))
+    back = trimesh.creation.box(extents=(0.55, 0.45, 0.1))
+    back.apply_translation((0.0, 0.675, -0.2))
+    mesh = trimesh.util.concatenate([seat, back])
+    mesh.apply_translation(-mesh.bounds.mean(axis=0))
+    return mesh
+
+
+@pytest.fixture(scope="module")
+def cads(tmp_path_factory: pytest.TempPathFactory) -> CadIndex:
+    folder = tmp_path_factory.mktemp("cads")
+    chair_mesh().export(folder / "chair.ply")
+    (folder / "cads.json").write_text(json.dumps({"chair0": {"path": "chair.ply", "category": "chair", "sym": "none"}}))
+    return CadIndex.load(folder / "cads.json", cache=SampleCache(folder / "samples"))
+
+
+@pytest.fixture(scope="module")
+def scene(cads: CadIndex) -> SceneBundle:
+    """The rendered scene of the module docstring, with camera.json "up" and ground truth."""
+    ahead = np.array([0.0, 0.0, 1.0]) - UP[2] * UP
+    ahead /= np.linalg.norm(ahead)
+    R = yaw_pitch_roll_to_matrix(torch.tensor(YAW), torch.tensor(PITCH), torch.tensor(ROLL)).double().numpy()
+    s = np.full(3, SCALE)
+    t = -CAMERA_HEIGHT * UP + DISTANCE * ahead + 0.5 * 0.9 * SCALE * UP
+    room = Room.box(UP, CAMERA_HEIGHT, wall_distances=(6.0, 3.0, 3.0, 3.0))
+    placed = [PlacedObject(1, "chair0", R, t, s, albedo=np.array([0.6, 0.4, 0.3]))]
+    frame = render_full(RayCaster(cads), placed, room, K_CAM, WIDTH, HEIGHT)
+    box = np.array(instance_boxes(frame.instance, [1])[1], dtype=np.float64)
+    detection = Detection(1, "chair", box, "chair0", 0.9, frame.instance == 1)
+    observation = Observation(frame.rgb, Camera(K_CAM, WIDTH, HEIGHT, up=UP), frame.depth, frame.normals)
+    gt = ObjectPose(1, "chair", "chair0", t, matrix_to_quat(torch.from_numpy(R)).numpy(), s)
+    return SceneBundle("chair", observation, [detection], [gt])
+
+
+def pose_errors(pose: ObjectPose, gt: ObjectPose) -> tuple[float, float, float]:
+    """Translation (m), rotation (deg) and mean per-axis scale error of a pose against the ground truth."""
+    R, R_gt = (quat_to_matrix(torch.as_tensor(p.q, dtype=torch.float64)) for p in (pose, gt))
+    rotation = math.degrees(float(rotation_error(R, R_gt, "none")))
+    return float(np.linalg.norm(pose.t - gt.t)), rotation, float(np.mean(np.abs(pose.s / gt.s - 1)))
+
+
+# ICP --------------------------------------------------------------------------------------------------
+
+
+def test_icp_recovers_the_rendered_chair_from_the_initialisations(scene, cads) -> None:
+    result = IcpAligner(cads).align(scene.observation, scene.detections)
+    (pose,) = result.objects
+    t_err, r_err, s_err = pose_errors(pose, scene.gt[0])
+    assert t_err < 0.03 and r_err < 3.0 and s_err < 0.1, (t_err, r_err, s_err)
+    # The initial pose is far off: the recovery is ICP's doing.
+    init = initial_poses(scene.observation, scene.detections, cads, InitialisationConfig())
+    start = ObjectPose(
+        1,
+        "chair",
+        "chair0",
+        init.poses.t[0, 0].numpy(),
+        matrix_to_quat(init.poses.R[0, 0]).numpy(),
+        init.poses.s[0, 0].numpy(),
+    )
+    assert pose_errors(start, scene.gt[0])[1] > 30.0
+    # Shapes and scores: 3 steps (initial, ICP start, ICP result) x 4 hypotheses x 1 detection.
+    assert result.trajectory.shape == (3, 4, 1) and result.logits.shape == (3, 4, 1)
+    scores = result.hypothesis_scores[:, 0]
+    assert np.all((scores >= 0) & (scores <= 1))
+    assert result.chosen[0] == int(np.argmax(scores)) and pose.score == pytest.approx(scores.max(), abs=1e-6)
+    assert pose.score > 0.6 and pose.detection_score == pytest.approx(0.9)
+    # The backrest tells the chair from itself turned round: hypotheses left more than 20 deg off score far lower.
+    R_gt = quat_to_matrix(torch.as_tensor(scene.gt[0].q, dtype=torch.float64))
+    final_errors = np.degrees(rotation_error(result.trajectory.R[-1, :, 0], R_gt.expand(4, 3, 3), "none").numpy())
+    wrong = final_errors > 20.0
+    assert wrong.any() and (~wrong).any()
+    assert scores[wrong].max() < pose.score - 0.3
+
+
+def test_icp_pulls_a_perturbed_pose_onto_the_depth(scene, cads) -> None:
+    config = IcpConfig()
+    gt = scene.gt[0]
+    R_gt = quat_to_matrix(torch.as_tensor(gt.q)).numpy()
+    points, source = detection_points(scene.observation, scene.detections[0], config, np.random.default_rng(0))
+    assert source == "mask" and len(points) == config.max_points
+    cad_points, cad_normals = cads.points("chair0", config.model_points)
+    model = _Model(np.asarray(cad_points, np.float64), np.asarray(cad_normals, np.float64), gt.s)
+    R = rotation_about(UP, math.radians(12.0)) @ R_gt
+    t = gt.t + np.array([0.08, 0.0, -0.06])
+    R_fit, t_fit = icp(points, model, R, t, gt.s * cads.centre("chair0"), UP, config)
+    yaw_error = math.degrees(float(rotation_error(torch.from_numpy(R_fit), torch.from_numpy(R_gt), "none")))
+    assert np.linalg.norm(t_fit - gt.t) < 0.01 and yaw_error < 1.0
+    tau = config.inlier_distance
+    assert fit_score(points, model, R_gt, gt.t, tau) > 0.85 > 0.5 > fit_score(points, model, R, t, tau)
+    # No point within tau gives 0.
+    assert fit_score(points, model, R_gt, gt.t + np.array([0.0, 0.0, 2.0]), tau) == 0.0
+
+
+def test_nan_and_zero_depth_are_skipped(scene, cads) -> None:
+    depth = scene.observation.depth.astype(np.float32).copy()
+    depth[::2] = np.nan  # every other row unknown
+    depth[:, ::3] = 0.0  # every third column unknown
+    depth[50:60, 70:80] = np.inf  # not a depth either
+    holed = replace(scene.observation, depth=depth)
+    points, _ = detection_points(holed, scene.detections[0], IcpConfig(max_points=10**6), np.random.default_rng(0))
+    assert np.isfinite(points).all()
+    rows, cols = np.nonzero(scene.detections[0].mask & np.isfinite(depth) & (depth > 0))
+    assert len(points) == len(rows)
+    # Points are the back-projected pixels: z is the depth, and they project back onto their pixels.
+    uv = points @ K_CAM.T
+    np.testing.assert_allclose(np.sort(uv[:, 0] / uv[:, 2]), np.sort(cols.astype(float)), atol=1e-6)
+    np.testing.assert_allclose(np.sort(points[:, 2]), np.sort(depth[rows, cols].astype(float)), rtol=1e-6)
+    (pose,) = IcpAligner(cads).align(holed, scene.detections).objects
+    t_err, r_err, _ = pose_errors(pose, scene.gt[0])
+    assert t_err < 0.03 and r_err < 3.0, (t_err, r_err)
+
+
+def test_too_few_points_keep_the_initial_pose_with_score_zero(scene, cads) -> None:
+    depth = np.full((HEIGHT, WIDTH), np.nan, dtype=np.float32)
+    x1, y1 = scene.detections[0].bbox[:2].astype(int)
+    depth[y1 : y1 + 2, x1 : x1 + 5] = 2.5  # 10 valid pixels < min_points
+    blind = replace(scene.observation, depth=depth)
+    points, source = detection_points(blind, scene.detections[0], IcpConfig(), np.random.default_rng(0))
+    assert points.shape == (0, 3) and source == "fallback"
+    result = IcpAligner(cads).align(blind, scene.detections)
+    init = initial_poses(blind, scene.detections, cads, InitialisationConfig())
+    (pose,) = result.objects
+    assert pose.score == 0.0 and result.chosen[0] == 0
+    np.testing.assert_allclose(pose.t, init.poses.t[0, 0].numpy(), atol=1e-12)
+    np.testing.assert_allclose(pose.q, matrix_to_quat(init.poses.R[0, 0]).numpy(), atol=1e-12)
+    assert np.isfinite(result.logits).all()
+
+
+def test_without_a_mask_the_box_points_serve(scene, cads) -> None:
+    unmasked = [replace(scene.detections[0], mask=None)]
+    points, source = detection_points(scene.observation, unmasked[0], IcpConfig(), np.random.default_rng(0))
+    assert source == "box" and len(points) == IcpConfig().max_points
+    (pose,) = IcpAligner(cads).align(scene.observation, unmasked).objects
+    t_err, r_err, _ = pose_errors(pose, scene.gt[0])
+    assert t_err < 0.1 and r_err < 10.0, (t_err, r_err)
+
+
+def test_principal_yaw_offset_snaps_to_the_long_axis_modulo_90_degrees() -> None:
+    up = np.array([0.0, -1.0, 0.0])
+    axis = np.array([1.0, 0.0, 0.0])
+    rng = np.random.default_rng(0)
+    along = rng.uniform(-1.0, 1.0, 500)
+    across = rng.uniform(-0.1, 0.1, 500)
+    for degrees, expected in ((30.0, 30.0), (70.0, -20.0), (-100.0, -10.0)):
+        direction = rotation_about(up, math.radians(degrees)) @ axis
+        side = np.cross(up, direction)
+        points = along[:, None] * direction + across[:, None] * side + rng.normal(0, 0.01, (500, 1)) * up
+        assert math.degrees(principal_yaw_offset(points, up, axis, 1.2)) == pytest.approx(expected, abs=1.0)
+    blob = rng.normal(size=(2000, 3))
+    assert principal_yaw_offset(blob, up, axis, 1.2) == 0.0
+
+
+def test_free_space_violation_counts_model_points_in_front_of_the_depth() -> None:
+    depth = np.full((HEIGHT, WIDTH), 3.0, dtype=np.float32)
+    depth[:, :10] = np.nan
+    rays = np.linalg.inv(K_CAM) @ np.array([[40.0, 60.0, 1.0], [120.0, 60.0, 1.0], [5.0, 60.0, 1.0]]).T
+    in_front, behind, unknown = rays.T * np.array([[2.0], [3.5], [1.0]])
+    assert free_space_violation(np.stack([in_front, behind, unknown]), depth, K_CAM, 0.05) == pytest.approx(0.5)
+    assert free_space_violation(np.stack([behind, unknown]), depth, K_CAM, 0.05) == 0.0
+
+
+def test_icp_result_writes_predictions_like_the_network(scene, cads, tmp_path) -> None:
+    result = IcpAligner(cads).align(scene.observation, scene.detections)
+    write_json(tmp_path / "predictions.json", result.to_predictions())
+    (pose,) = read_poses(tmp_path / "predictions.json")
+    assert pose.id == 1 and pose.cad == "chair0" and 0 <= pose.score <= 1
+    assert len(pose.extras["hypothesis_scores"]) == 4 and len(pose.extras["iterations"]) == 3
+    np.testing.assert_allclose(pose.t, result.objects[0].t)
+    assert json.loads(json.dumps(result.diagnostics()))["timings"]["total"] > 0
+
+
+def test_icp_config_rejects_bad_values() -> None:
+    with pytest.raises(ValueError, match="inlier_distance"):
+        IcpConfig(inlier_distance=0.5, max_distance=0.3)
+    with pytest.raises(ValueError, match="max_points"):
+        IcpConfig(max_points=0)
+
+
+# Named methods ------------------------------------------------------------------------------------------
+
+
+def tiny_network(seed: int = 0) -> tuple[MultiSparcNet, InputConfig]:
+    """A randomly initialised small network with a non-zero head (non-trivial updates)."""
+    torch.manual_seed(seed)
+    model = MultiSparcNet(replace(ModelConfig.cpu(), n_blocks=2))
+    torch.nn.init.normal_(model.decoder.out.weight, std=0.05)
+    return model, INPUTS
+
+
+class PreferThird(MultiSparcNet):
+    """A network's updates with 3 added to the logit of item 2, which is hypothesis 2 when the objects of
+    an image fit one item (joint mode, at most n_mul objects)."""
+
+    def __init__(self, base: MultiSparcNet) -> None:
+        super().__init__(base.config)
+        self.load_state_dict(base.state_dict())
+
+    def forward(self, tokens, object_mask, token_mask=None) -> NetOutput:
+        output = super().forward(tokens, object_mask, token_mask)
+        bonus = torch.zeros_like(output.logit)
+        bonus[2] = 3.0
+        return NetOutput(output.update, output.logit + bonus)
+
+
+def test_methods_are_the_table_rows() -> None:
+    assert list(METHODS) == ["multisparc", "single", "2d-score", "initial", "icp"]
+    assert method_spec("2d-score").ranking_score == "detection_score"
+    assert {name for name, spec in METHODS.items() if not spec.needs_network} == {"icp"}
+    with pytest.raises(ValueError, match="unknown method 'sparc'"):
+        method_spec("sparc")
+
+
+def test_network_methods_select_and_refine_as_named(scene, cads) -> None:
+    with pytest.raises(ValueError, match="needs a trained network"):
+        make_method("multisparc", cads)
+    assert isinstance(make_method("icp", cads), IcpAligner)
+    model, inputs = tiny_network()
+    detections = [*scene.detections, replace(scene.detections[0], id=2, bbox=scene.detections[0].bbox + 3.0)]
+    biased = (PreferThird(model), inputs)
+    joint, first = (
+        make_method(name, cads, biased).align(scene.observation, detections) for name in ("multisparc", "2d-score")
+    )
+    # Same refinement; multisparc takes the best-scored hypothesis (2), 2d-score the first initialisation.
+    np.testing.assert_allclose(first.logits, joint.logits, atol=1e-6)
+    np.testing.assert_array_equal(joint.chosen, [2, 2])
+    np.testing.assert_array_equal(first.chosen, [0, 0])
+    for k in range(2):
+        np.testing.assert_allclose(first.objects[k].t, first.trajectory.t[-1, 0, k].numpy(), atol=1e-12)
+        np.testing.assert_allclose(joint.objects[k].t, joint.trajectory.t[-1, 2, k].numpy(), atol=1e-12)
+    assert float((first.trajectory.t[-1] - first.trajectory.t[0]).abs().max()) > 1e-3  # the refinement moved
+    # initial: no refinement, one scoring pass over the initial poses.
+    initial = make_method("initial", cads, (model, inputs)).align(scene.observation, detections)
+    init = initial_poses(scene.observation, detections, cads, InitialisationConfig())
+    assert initial.trajectory.shape == (1, 4, 2)
+    np.testing.assert_allclose(initial.trajectory.t[0].numpy(), init.poses.t.numpy(), atol=1e-12)
+    # single: every object alone, so the second (shifted) detection does not change the first one's result.
+    single = make_method("single", cads, (model, inputs)).align(scene.observation, detections)
+    alone = Aligner(model, inputs, cads, mode="single").align(scene.observation, detections[:1])
+    np.testing.assert_allclose(single.logits[:, :, 0], alone.logits[:, :, 0], atol=1e-5)
+    with_other = make_method("multisparc", cads, (model, inputs)).align(scene.observation, detections)
+    assert np.abs(with_other.logits[:, :, 0] - alone.logits[:, :, 0]).max() > 1e-6  # joint: the objects interact

@@ -1,0 +1,281 @@
+"""Tests of `multisparc evaluate` and `multisparc benchset` end to end, on two tiny synthetic scenes.
+
+Scenes: 160 x 120 images drawn by `multisparc.benchmarks.sets.make_set` from a two-model CAD index (a
+chair, no symmetry; a table, half-turn symmetric), clean perception (no false or missed detections).
+The network is the small CPU configuration, randomly initialised and exported as a model.pt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+from PIL import Image
+
+from multisparc import baselines
+from multisparc.benchmarks.sets import make_set
+from multisparc.cad import CadIndex
+from multisparc.commands import benchset as benchset_command
+from multisparc.commands import evaluate as evaluate_command
+from multisparc.datasets.bundle import BundleError, ObjectPose, read_poses, write_poses
+from multisparc.geometry import quat_to_matrix, rotation_error
+from multisparc.inputs import InputConfig
+from multisparc.model import ModelConfig, MultiSparcNet
+from multisparc.scenes import SceneConfig
+from multisparc.training.checkpoint import export_model
+
+METHODS = ("multisparc", "single", "2d-score", "initial", "icp")
+SCENE_CONFIG = SceneConfig(width=160, height=120, focal=145.0, objects=(1, 2))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def sample_cache(tmp_path_factory: pytest.TempPathFactory):
+    """CAD samples of the commands go to a temporary cache, not the user's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MULTISPARC_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
+@pytest.fixture(scope="module")
+def cads_json(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("cads")
+    seat = trimesh.creation.box(extents=(0.55, 0.45, 0.5))
+    seat.apply_translation((0.0, -0.225, 0.0))
+    back = trimesh.creation.box(extents=(0.55, 0.45, 0.1))
+    back.apply_translation((0.0, 0.225, -0.2))
+    trimesh.util.concatenate([seat, back]).export(folder / "chair.ply")
+    trimesh.creation.box(extents=(1.2, 0.74, 0.8)).export(folder / "table.ply")
+    records = {
+        "chair0": {"path": "chair.ply", "category": "chair", "sym": "none"},
+        "table0": {"path": "table.ply", "category": "table", "sym": "2"},
+    }
+    (folder / "cads.json").write_text(json.dumps(records))
+    return folder / "cads.json"
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory: pytest.TempPathFactory, cads_json: Path) -> Path:
+    folder = tmp_path_factory.mktemp("bench") / "scenes"
+    assert make_set(folder, cads_json, "clean", 2, seed=5, config=SCENE_CONFIG, progress=False) == 2
+    return folder
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    model = MultiSparcNet(replace(ModelConfig.cpu(), n_blocks=2))
+    torch.nn.init.normal_(model.decoder.out.weight, std=0.01)
+    path = tmp_path_factory.mktemp("model") / "model.pt"
+    export_model(path, model, model.config.to_dict(), InputConfig(n_bbox=120, n_cad=40).to_dict())
+    return path
+
+
+def evaluate(*argv: str) -> int:
+    parser = argparse.ArgumentParser()
+    evaluate_command.add_arguments(parser)
+    return evaluate_command.run(parser.parse_args([str(a) for a in argv]))
+
+
+def scene_dirs(scenes: Path) -> list[Path]:
+    return sorted(path for path in scenes.iterdir() if (path / "camera.json").is_file())
+
+
+def is_aligned(pred: ObjectPose, gt: ObjectPose) -> bool:
+    """The sparc preset's rule written out: 20 cm, 20 deg (symmetry only when shared), 20 % per axis."""
+    R_pred, R_gt = (quat_to_matrix(torch.as_tensor(p.q, dtype=torch.float64)) for p in (pred, gt))
+    sym = gt.sym if pred.sym == gt.sym else "none"
+    rotation = math.degrees(float(rotation_error(R_pred, R_gt, sym)))
+    scale = float(np.mean(np.abs(pred.s / gt.s - 1.0)))
+    return bool(np.linalg.norm(pred.t - gt.t) <= 0.2 and rotation <= 20.0 and scale <= 0.2)
+
+
+def hand_count(predictions: Path, scenes: list[Path]) -> tuple[int, int]:
+    """(correct, ground-truth objects) by the sparc rules: detection score > 0.5, by descending score, each
+    prediction takes the first free same-class object it is aligned with. The fixture has no two
+    same-class predictions within the NMS radius and no more predictions of a class than objects, which
+    this asserts, so NMS and the per-class cap change nothing."""
+    correct = total = 0
+    for scene in scenes:
+        gt = read_poses(scene / "gt.json")
+        preds = [p for p in read_poses(predictions / scene.name / "predictions.json") if p.detection_score > 0.5]
+        for name in {p.category for p in preds}:
+            same = [p for p in preds if p.category == name]
+            assert len(same) <= sum(g.category == name for g in gt)
+            for i, a in enumerate(same):
+                assert all(np.linalg.norm(a.t - b.t) > 0.4 for b in same[i + 1 :])
+        taken: set[int] = set()
+        for pred in sorted(preds, key=lambda p: -p.score):
+            for index, obj in enumerate(gt):
+                if index not in taken and obj.category == pred.category and is_aligned(pred, obj):
+                    taken.add(index)
+                    break
+        correct += len(taken)
+        total += len(gt)
+    return correct, total
+
+
+def test_evaluate_runs_every_method_and_reports_consistent_numbers(scenes, cads_json, checkpoint, tmp_path) -> None:
+    out, markdown = tmp_path / "out", tmp_path / "BENCH.md"
+    argv = ["--scenes", scenes, "--cads", cads_json, "--checkpoint", checkpoint, "--out", out, "--ap-points", "500"]
+    assert evaluate(*argv, "--methods", ",".join(METHODS), "--markdown", markdown) == 0
+    dirs = scene_dirs(scenes)
+    for name in METHODS:
+        for scene in dirs:
+            assert (out / name / scene.name / "predictions.json").is_file()
+            assert (out / name / scene.name / "alignment.json").is_file()
+        assert json.loads((out / name / "method.json").read_text())["method"] == name
+    results = json.loads((out / "results.json").read_text())
+    assert [row["method"] for row in results["table1"]["rows"]] == list(METHODS)
+    assert [row["method"] for row in results["table2"]["rows"]] == list(METHODS)
+    rows = {row["method"]: row for row in results["table1"]["rows"]}
+
+    # Per-scene accuracy of "initial" and "icp" against the rules applied by hand to their predictions.
+    n_gt = sum(len(read_poses(scene / "gt.json")) for scene in dirs)
+    assert sum(results["table1"]["counts"].values()) == n_gt > 0
+    for name in ("initial", "icp"):
+        correct, total = hand_count(out / name, dirs)
+        per_scene = results["methods"][name]["per_scene"]
+        assert (sum(per_scene["correct"].values()), sum(per_scene["total"].values())) == (correct, total)
+        assert rows[name]["instance"] == pytest.approx(round(100.0 * correct / total, 1))
+    assert sum(results["methods"]["icp"]["per_scene"]["correct"].values()) > 0  # ICP aligns some of them
+    # Time per image: the mean of the images' alignment times.
+    for name in METHODS:
+        seconds = [json.loads((out / name / s.name / "alignment.json").read_text())["timings"]["total"] for s in dirs]
+        assert rows[name]["time_ms"] == round(1000.0 * np.mean(seconds))
+    assert results["methods"]["2d-score"]["ranking_score"] == "detection_score"
+    assert results["methods"]["2d-score"]["per_scene"]["ranking_score"] == "detection_score"
+    assert results["methods"]["multisparc"]["per_scene"]["ranking_score"] == "score"
+
+    # Calibration plots, the Markdown report and the BENCHMARKS.md-style section.
+    for info in results["calibration"].values():
+        with Image.open(out / info["plot"]) as image:
+            assert image.format == "PNG"
+    assert set(results["calibration"]) == set(METHODS)
+    assert set(results["calibration"]["multisparc"]["ece"]) == {"classification score", "2D detection score"}
+    assert set(results["calibration"]["icp"]["ece"]) == {"ICP fit score", "2D detection score"}
+    report = (out / "results.md").read_text()
+    assert "| Method | bathtub | bed |" in report and "| icp |" in report and "AP50 (rho 0.5)" in report
+    section = markdown.read_text()
+    assert "<!-- bench:evaluate-scenes:start -->" in section and "<!-- bench:evaluate-scenes:end -->" in section
+    assert "Command: `" in section and "Machine: " in section and "| initial |" in section
+
+
+def test_evaluate_resumes_and_skips_scenes_already_done(scenes, cads_json, checkpoint, tmp_path, monkeypatch) -> None:
+    out = tmp_path / "out"
+    argv = ["--scenes", scenes, "--cads", cads_json, "--checkpoint", checkpoint, "--out", out, "--no-ap-mesh"]
+    assert evaluate(*argv, "--methods", "initial,icp") == 0
+    first = json.loads((out / "results.json").read_text())["table1"]
+
+    calls: list[str] = []
+    real = baselines.make_method
+
+    class Counting:
+        def __init__(self, name: str, method) -> None:
+            self.name, self.method = name, method
+
+        def align(self, observation, detections, scene_dir=None):
+            calls.append(f"{self.name}/{Path(scene_dir).name}")
+            return self.method.align(observation, detections, scene_dir)
+
+    monkeypatch.setattr(baselines, "make_method", lambda name, *a, **k: Counting(name, real(name, *a, **k)))
+    assert evaluate(*argv, "--methods", "initial,icp") == 0
+    assert calls == []  # everything was done
+    assert json.loads((out / "results.json").read_text())["table1"] == first
+
+    last = scene_dirs(scenes)[-1].name
+    (out / "icp" / last / "predictions.json").unlink()  # as if killed while aligning it
+    assert evaluate(*argv, "--methods", "initial,icp") == 0
+    assert calls == [f"icp/{last}"]
+    with pytest.raises(BundleError, match=r"initial.*method\.json: holds predictions of 'initial' with settings"):
+        evaluate(*argv, "--methods", "initial", "--seed", "1")  # other settings: not mixed in
+    assert (
+        json.loads((out / "results.json").read_text())["table1"]["rows"][1]["instance"] == first["rows"][1]["instance"]
+    )
+
+
+def test_evaluate_scores_existing_predictions_with_the_same_code(scenes, cads_json, tmp_path) -> None:
+    # Ground truth as predictions, one object moved by 50 cm: every object but that one is aligned.
+    oracle = tmp_path / "oracle"
+    n_objects = 0
+    for index, scene in enumerate(scene_dirs(scenes)):
+        poses = read_poses(scene / "gt.json")
+        for pose in poses:
+            pose.score, pose.detection_score = 0.9, 0.9
+        if index == 0:
+            poses[0].t = poses[0].t + np.array([0.5, 0.0, 0.0])
+        n_objects += len(poses)
+        write_poses(oracle / scene.name / "predictions.json", poses)
+    out = tmp_path / "out"
+    assert evaluate("--scenes", scenes, "--cads", cads_json, "--predictions", f"truth={oracle}", "--out", out) == 0
+    results = json.loads((out / "results.json").read_text())
+    per_scene = results["methods"]["truth"]["per_scene"]
+    assert per_scene["instance"] == pytest.approx((n_objects - 1) / n_objects)
+    assert results["table1"]["rows"][0]["time_ms"] is None  # no alignment.json: no time
+    assert not (out / "multisparc").exists()  # no method ran
+
+
+def test_evaluate_rejects_bad_input(scenes, cads_json, tmp_path) -> None:
+    base = ["--scenes", scenes, "--cads", cads_json, "--out", tmp_path / "out"]
+    with pytest.raises(ValueError, match="need --checkpoint"):
+        evaluate(*base, "--methods", "initial,icp")
+    with pytest.raises(ValueError, match="unknown method 'sparc'"):
+        evaluate(*base, "--methods", "sparc")
+    no_gt = tmp_path / "no_gt"
+    shutil.copytree(scene_dirs(scenes)[0], no_gt / "scene")
+    (no_gt / "scene" / "gt.json").unlink()
+    with pytest.raises(BundleError, match=r"gt\.json: file not found"):
+        evaluate("--scenes", no_gt, "--cads", cads_json, "--out", tmp_path / "o", "--methods", "icp")
+
+
+def test_benchset_makes_paired_seeded_sets(cads_json, tmp_path) -> None:
+    parser = argparse.ArgumentParser()
+    benchset_command.add_arguments(parser)
+    out = tmp_path / "sets"
+    argv = ["--out", str(out), "--scenes", "1", "--seed", "3", "--procedural-cads", str(cads_json)]
+    args = parser.parse_args([*argv, "--sets", "procedural-clean,procedural-realistic"])
+    assert benchset_command.run(args) == 0
+    clean, noisy = out / "procedural-clean" / "scene_00000", out / "procedural-realistic" / "scene_00000"
+    # The same scene under two noise levels: same ground truth, different depth.
+    assert (clean / "gt.json").read_text() == (noisy / "gt.json").read_text()
+    assert not np.array_equal(np.load(clean / "depth.npy"), np.load(noisy / "depth.npy"))
+    assert set(CadIndex.load(out / "procedural-clean" / "cads.json")) == {"chair0", "table0"}
+    info = json.loads((out / "benchset.json").read_text())
+    assert info["seed"] == 3 and set(info["sets"]) == {"procedural-clean", "procedural-realistic"}
+    with pytest.raises(ValueError, match="--sweethome3d"):
+        benchset_command.run(parser.parse_args([*argv, "--sets", "sweethome3d-clean"]))
+
+
+SWEETHOME3D = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "cad" / "sweethome3d"
+
+
+@pytest.mark.skipif(
+    not SWEETHOME3D.is_dir(), reason="the SweetHome3D catalogue (../shared/data/cad/sweethome3d) is absent"
+)
+def test_benchset_indexes_the_sweethome3d_catalogue(tmp_path) -> None:
+    parser = argparse.ArgumentParser()
+    benchset_command.add_arguments(parser)
+    out = tmp_path / "sets"
+    args = parser.parse_args(
+        ["--out", str(out), "--scenes", "1", "--sets", "sweethome3d-clean", "--sweethome3d", str(SWEETHOME3D)]
+    )
+    assert benchset_command.run(args) == 0
+    cads = CadIndex.load(out / "sweethome3d-clean" / "cads.json")
+    assert len(cads) > 20 and all(cad_id.startswith("sh3d_") for cad_id in cads)
+    gt = read_poses(out / "sweethome3d-clean" / "scene_00000" / "gt.json")
+    assert gt and all(pose.cad in cads for pose in gt)
