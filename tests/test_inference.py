@@ -283,7 +283,7 @@ def test_more_than_n_mul_detections_equal_their_chunks_aligned_separately(scene,
     monkeypatch.setattr(ImagePixelSource, "sample", lambda self, *a: calls.append(1) or sample(self, *a))
     detections = seven_detections(scene)
     whole = aligner.align(scene.observation, detections)
-    assert len(calls) == 7 + 4  # box tokens once per detection, one call per pass for all pose tokens
+    assert len(calls) == 1 + 4  # one call for all box tokens, one call per pass for all pose tokens
     first, second = aligner.align(scene.observation, detections[:5]), aligner.align(scene.observation, detections[5:])
     assert [o.id for o in whole.objects] == [1, 2, 3, 11, 12, 13, 14]
     np.testing.assert_allclose(whole.logits, np.concatenate([first.logits, second.logits], axis=2), atol=1e-5)

@@ -160,6 +160,31 @@ def test_box_tokens_lie_in_enlarged_clipped_box():
         sample_box_tokens(source, [[1, 1, 5, 5], [70, 1, 80, 5]], InputConfig(), np.random.default_rng(0))
 
 
+def test_box_tokens_with_a_generator_per_box_equal_each_box_sampled_alone():
+    config = InputConfig(n_bbox=300, n_cad=1)
+    source = ArraySource()
+    together = sample_box_tokens(source, BOXES, config, [np.random.default_rng([7, k]) for k in range(2)])
+    assert source.calls == [2 * 300]
+    for k in range(2):
+        alone = sample_box_tokens(_OneMask(source, k), BOXES[k : k + 1], config, np.random.default_rng([7, k]))
+        # Only the detection_id channel differs: it is the box's position in the list handed in.
+        assert (together[k, :, DETECTION_ID] == k).all()
+        torch.testing.assert_close(together[k, :, :DETECTION_ID], alone[0, :, :DETECTION_ID], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="1 generators for 2 boxes"):
+        sample_box_tokens(source, BOXES, config, [np.random.default_rng(0)])
+
+
+class _OneMask:
+    """`source` holding only detection k, as its detection 0."""
+
+    def __init__(self, source: ArraySource, k: int) -> None:
+        self.source, self.k = source, k
+        self.K, self.width, self.height = source.K, source.width, source.height
+
+    def sample(self, pixels: np.ndarray, detection_index: np.ndarray) -> PixelData:
+        return self.source.sample(pixels, detection_index + self.k)
+
+
 def test_reprojected_points_on_the_wall_sample_their_own_depth():
     source = ArraySource()
     points, normals = cube_points()

@@ -10,12 +10,14 @@ import sys
 # Subcommand name -> module in multisparc.commands exposing `add_arguments(parser)` and `run(args) -> int`.
 # Modules are imported lazily so `multisparc --help` stays fast and torch loads only when needed.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("demo", "run the end-to-end demo on the embedded procedural library"),
+    "demo": ("demo", "align a synthetic scene with the shipped network and print its errors"),
     "cads": ("cads", "build, inspect and picture CAD libraries (cads.json)"),
     "synth": ("synth", "sample synthetic scenes and write them as scene bundles"),
     "train": ("train", "train Multi-SPARC-Net on synthetic scenes rendered on the fly"),
     "align": ("align", "align CAD models to scene bundles with a trained network"),
     "bench": ("bench", "benchmarks that write their results into BENCHMARKS.md"),
+    "evaluate": ("evaluate", "run alignment methods over scene bundles and score them (Table 1 layout)"),
+    "benchset": ("benchset", "make the seeded synthetic benchmark sets (procedural / SweetHome3D CADs)"),
 }
 
 

@@ -6,7 +6,7 @@ Multi-SPARC-Net, selection by the learned classification score, timings and over
     write_poses(Path("predictions.json"), result.objects)   # or result.to_predictions() with diagnostics
 """
 
-from multisparc.inference.checkpoint import load_checkpoint
+from multisparc.inference.checkpoint import load_checkpoint, shipped_checkpoint
 from multisparc.inference.initialisation import (
     GravityEstimate,
     Initialisation,
@@ -18,12 +18,13 @@ from multisparc.inference.initialisation import (
     up_of_pitch,
 )
 from multisparc.inference.overlay import render_overlay
-from multisparc.inference.pipeline import MODES, Aligner, align
+from multisparc.inference.pipeline import MODES, SELECTIONS, Aligner, align
 from multisparc.inference.result import AlignmentResult, SkippedDetection
 from multisparc.inference.timers import StageTimer
 
 __all__ = [
     "MODES",
+    "SELECTIONS",
     "Aligner",
     "AlignmentResult",
     "GravityEstimate",
@@ -36,6 +37,7 @@ __all__ = [
     "initial_poses",
     "load_checkpoint",
     "render_overlay",
+    "shipped_checkpoint",
     "surface_depth",
     "up_from_normals",
     "up_of_pitch",

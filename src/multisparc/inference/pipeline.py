@@ -2,7 +2,10 @@
 
 For one image: every detection gets `n_hypotheses` initial poses (`initialisation`); the network
 refines all of them `n_refine` times, then a last pass scores the refined poses; per detection the
-hypothesis with the highest score wins.
+hypothesis with the highest score wins (`select="score"`). `select="first"` keeps the refinement and the
+scores but takes the hypothesis of the first initialisation (azimuth 0) of every detection: the paper's
+"2D confidence" ablation, where a pose is not chosen by the learned score, and the 2D detection score,
+equal for the hypotheses of one detection, ranks the predictions in the evaluation instead.
 
 Batching. Box tokens are sampled once per image and reused by every pass; each pass builds the pose
 tokens of all detections under all hypotheses with one pixel-source call and runs the network once:
@@ -15,8 +18,8 @@ tokens of all detections under all hypotheses with one pixel-source call and run
 Hypotheses and chunks always sit in the batch dimension, so they never attend to each other.
 
 Reproducibility: the box pixels of a detection are drawn from a generator seeded by (seed, detection
-id), so a detection's tokens do not depend on which other detections the image has (this costs one
-pixel-source call per detection for the box tokens, once per image). Poses are kept in
+id), so a detection's tokens do not depend on which other detections the image has; the box tokens of
+all detections yet come from one pixel-source call, once per image. Poses are kept in
 float64 on the CPU, where tokens are made; only the network runs on `device`.
 """
 
@@ -47,6 +50,8 @@ log = logging.getLogger(__name__)
 
 Mode = Literal["joint", "single"]
 MODES: tuple[Mode, ...] = ("joint", "single")
+Select = Literal["score", "first"]
+SELECTIONS: tuple[Select, ...] = ("score", "first")
 
 
 class Aligner:
@@ -63,6 +68,7 @@ class Aligner:
         sequential: refine each (detection, hypothesis) pair alone; needs mode "single".
         seed: seeds the box-pixel sampling.
         initialisation: the remaining initialisation settings (its n_hypotheses is replaced by ours).
+        select: "score" (the hypothesis of highest final score) or "first" (the first initialisation's).
     """
 
     def __init__(
@@ -77,9 +83,12 @@ class Aligner:
         sequential: bool = False,
         seed: int = 0,
         initialisation: InitialisationConfig | None = None,
+        select: Select = "score",
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if select not in SELECTIONS:
+            raise ValueError(f"select must be one of {SELECTIONS}, got {select!r}")
         if sequential and mode != "single":
             raise ValueError("sequential alignment refines each object alone: it needs mode='single'")
         if isinstance(n_refine, bool) or not isinstance(n_refine, int) or n_refine < 0:
@@ -94,6 +103,7 @@ class Aligner:
         self.mode = mode
         self.sequential = sequential
         self.seed = seed
+        self.select = select
         self.initialisation = replace(initialisation or InitialisationConfig(), n_hypotheses=n_hypotheses)
 
     @property
@@ -117,7 +127,7 @@ class Aligner:
                 raise UnknownCadId(
                     self.cads.source, f"detection {det.id} asks for CAD {det.cad!r}, which this CAD index does not hold"
                 )
-        kept, skipped = _clip_detections(observation, detections)
+        kept, skipped = clip_detections(observation, detections)
         with timer.stage("initialisation"):
             init = initial_poses(observation, kept, self.cads, self.initialisation)
             points, normals = self._cad_samples(kept)
@@ -133,7 +143,10 @@ class Aligner:
             trajectory, logits = self._refine(source, box_tokens, points, normals, init.poses, timer)
 
         logits_np = logits.numpy().astype(np.float64)
-        chosen = np.argmax(logits_np[-1], axis=0)
+        if self.select == "score":
+            chosen = np.argmax(logits_np[-1], axis=0)
+        else:
+            chosen = np.zeros(len(kept), dtype=np.int64)
         final = trajectory.index((-1, torch.as_tensor(chosen), torch.arange(len(kept))))
         t, q, s = (value.numpy() for value in final.to_tqs())
         final_scores = 1.0 / (1.0 + np.exp(-logits_np[-1, chosen, np.arange(len(kept))]))
@@ -183,21 +196,17 @@ class Aligner:
     def _box_tokens(self, observation: Observation, detections: Sequence[Detection]) -> Tensor:
         """(K, n_bbox, 13) box tokens, detection k's drawn by its own generator (module docstring).
 
-        Each detection samples through a source holding only itself, so its mask is read for it; the
-        detection_id channel is rewritten to the object's slot when items are collated.
+        One source over all detections reads detection k's mask for box k; the detection_id channel
+        is rewritten to the object's slot when items are collated.
         """
-        tokens = [
-            sample_box_tokens(
-                ImagePixelSource(observation, [det]),
-                det.bbox[None],
-                self.input_config,
-                np.random.default_rng([self.seed, det.id % 2**64]),
-            )
-            for det in detections
-        ]
-        if not tokens:
+        if not detections:
             return torch.zeros(0, self.input_config.n_bbox, C_INPUT)
-        return torch.cat(tokens)
+        return sample_box_tokens(
+            ImagePixelSource(observation, list(detections)),
+            np.stack([det.bbox for det in detections]),
+            self.input_config,
+            [np.random.default_rng([self.seed, det.id % 2**64]) for det in detections],
+        )
 
     def _refine(
         self,
@@ -278,7 +287,7 @@ def _require_depth_and_normals(observation: Observation, scene_dir: Path | None)
         raise BundleError(folder / "normals.npy", "missing from the scene bundle: alignment needs a normal map")
 
 
-def _clip_detections(
+def clip_detections(
     observation: Observation, detections: Sequence[Detection]
 ) -> tuple[list[Detection], list[SkippedDetection]]:
     """Detections with boxes clipped to the image, and those skipped because their box lies wholly outside."""
@@ -304,7 +313,7 @@ def align(
     **options,
 ) -> AlignmentResult:
     """Align one scene bundle (in memory or its directory) with the CAD index (or its cads.json) and a
-    `model.pt`; `options` go to `Aligner` (n_refine, n_hypotheses, mode, sequential, seed)."""
+    `model.pt`; `options` go to `Aligner` (n_refine, n_hypotheses, mode, sequential, seed, select)."""
     cads = cads if isinstance(cads, CadIndex) else CadIndex.load(cads)
     model, input_config = load_checkpoint(checkpoint, device)
     return Aligner(model, input_config, cads, device=device, **options).align_bundle(bundle)

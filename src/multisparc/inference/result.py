@@ -33,7 +33,8 @@ class AlignmentResult:
             network saw trajectory[i].
         logits: (S, H, K) the network's correctness logit at pass i for pose trajectory[i]; the last
             pass only scores (its update is not applied).
-        chosen: (K,) int, the hypothesis of highest final score per detection.
+        chosen: (K,) int, the selected hypothesis per detection: of highest final score, or the first
+            with `Aligner(select="first")`.
         surface_depth: (K,) metres, depth_source: the visible-surface depth of each initialisation.
         gravity: the up axis the initial rotations stand on.
         skipped: detections left out (box wholly outside the image), with the reason.

@@ -130,16 +130,24 @@ def collate_image(tokens: Tensor, token_mask: Tensor, n_mul: int) -> TokenBatch:
     n_detections, n_input = tokens.shape[-3], tokens.shape[-2]
     if n_detections == 0:
         raise ValueError("an image without detections has nothing to batch")
+    _check_n_mul(n_mul)
     n_hypotheses = math.prod(tokens.shape[:-3])
-    tokens = tokens.reshape(n_hypotheses, n_detections, n_input, C_INPUT)
-    token_mask = token_mask.reshape(n_hypotheses, n_detections, n_input)
-    chunks = chunk_indices(n_detections, n_mul)
-    items = [
-        (tokens[h, chunk.start : chunk.stop], token_mask[h, chunk.start : chunk.stop])
-        for h in range(n_hypotheses)
-        for chunk in chunks
-    ]
-    return collate(items, n_mul)
+    n_chunks = len(chunk_indices(n_detections, n_mul))
+    # `collate` of the (hypothesis, chunk) items, in one copy: pad the detections to n_chunks * n_mul
+    # slots, then item (h, c) is row h * n_chunks + c and detection c * n_mul + m sits in its slot m.
+    shape = (n_hypotheses, n_chunks * n_mul, n_input)
+    padded = torch.zeros(*shape, C_INPUT)
+    padded[:, :n_detections] = tokens.reshape(n_hypotheses, n_detections, n_input, C_INPUT)
+    padded_mask = torch.zeros(shape, dtype=torch.bool)
+    padded_mask[:, :n_detections] = token_mask.reshape(n_hypotheses, n_detections, n_input)
+    object_mask = torch.zeros(shape[:2], dtype=torch.bool)
+    object_mask[:, :n_detections] = True
+    batch_size = n_hypotheses * n_chunks
+    padded = padded.reshape(batch_size, n_mul, n_input, C_INPUT)
+    padded_mask = padded_mask.reshape(batch_size, n_mul, n_input)
+    slots = torch.arange(n_mul, dtype=torch.float32).view(1, n_mul, 1)
+    padded[..., DETECTION_ID] = torch.where(padded_mask, slots, 0.0)
+    return TokenBatch(padded, padded_mask, object_mask.reshape(batch_size, n_mul))
 
 
 def uncollate(values: Tensor, object_mask: Tensor) -> Tensor:

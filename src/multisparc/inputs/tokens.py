@@ -32,6 +32,8 @@ Cost: box tokens do not depend on the pose, so `sample_box_tokens` runs once per
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -66,6 +68,11 @@ def _check_pixel_data(data: PixelData, n_pixels: int) -> None:
 
 
 def _observed_tokens(data: PixelData, pixels: np.ndarray, K: np.ndarray, token_type: int, ids: np.ndarray) -> Tensor:
+    """`_observed_array` as a tensor."""
+    return torch.from_numpy(_observed_array(data, pixels, K, token_type, ids))
+
+
+def _observed_array(data: PixelData, pixels: np.ndarray, K: np.ndarray, token_type: int, ids: np.ndarray) -> np.ndarray:
     """(V, 13) float32 tokens of V sampled pixels (V, 2) int (col, row) under intrinsics K (3, 3): the
     observation channels (NaN as 0), the pixels' unit bearings, the token type and detection ids (V,)."""
     n_pixels = len(ids)
@@ -82,7 +89,7 @@ def _observed_tokens(data: PixelData, pixels: np.ndarray, K: np.ndarray, token_t
     tokens[:, BEARING] = pixel_rays(np.asarray(K, dtype=np.float64), pixels)
     tokens[:, TOKEN_TYPE] = token_type
     tokens[:, DETECTION_ID] = ids
-    return torch.from_numpy(tokens)
+    return tokens
 
 
 def _intrinsics(source: PixelSource, dtype: torch.dtype) -> Tensor:
@@ -90,13 +97,18 @@ def _intrinsics(source: PixelSource, dtype: torch.dtype) -> Tensor:
 
 
 def sample_box_tokens(
-    source: PixelSource, boxes: np.ndarray | Tensor, config: InputConfig, rng: np.random.Generator
+    source: PixelSource,
+    boxes: np.ndarray | Tensor,
+    config: InputConfig,
+    rng: np.random.Generator | Sequence[np.random.Generator],
 ) -> Tensor:
     """Box tokens of every detection of one image, with a single `source.sample` call.
 
     boxes (K, 4) [x1, y1, x2, y2] pixels, box k belonging to the source's detection k. Pixels are drawn
     uniformly with replacement from the integer pixels of the box enlarged by `config.box_enlarge` and
-    clipped to the image (a region narrower than a pixel uses its nearest pixel).
+    clipped to the image (a region narrower than a pixel uses its nearest pixel). rng: one generator for
+    all boxes, or K generators, box k's pixels drawn from rng[k] exactly as if box k were sampled alone
+    (so that a detection's pixels do not depend on the other detections of the image).
     Returns (K, n_bbox, 13) float32, all valid; reuse them for every pose of the image.
     """
     boxes = torch.as_tensor(np.asarray(boxes, dtype=np.float64))
@@ -115,9 +127,19 @@ def sample_box_tokens(
     nearest = torch.floor(0.5 * (region[:, :2] + region[:, 2:]) + 0.5)
     empty = low > high
     low, high = torch.where(empty, nearest, low).long().numpy(), torch.where(empty, nearest, high).long().numpy()
-    size = (n_boxes, config.n_bbox)
-    cols = rng.integers(low[:, :1], high[:, :1], size=size, endpoint=True)
-    rows = rng.integers(low[:, 1:], high[:, 1:], size=size, endpoint=True)
+    if isinstance(rng, np.random.Generator):
+        size = (n_boxes, config.n_bbox)
+        cols = rng.integers(low[:, :1], high[:, :1], size=size, endpoint=True)
+        rows = rng.integers(low[:, 1:], high[:, 1:], size=size, endpoint=True)
+    else:
+        if len(rng) != n_boxes:
+            raise ValueError(f"{len(rng)} generators for {n_boxes} boxes: give one generator, or one per box")
+        # The very calls of a lone box (K = 1), so that each box gets the same pixels as alone.
+        size, col_draws, row_draws = (1, config.n_bbox), [], []
+        for k, generator in enumerate(rng):
+            col_draws.append(generator.integers(low[k : k + 1, :1], high[k : k + 1, :1], size=size, endpoint=True))
+            row_draws.append(generator.integers(low[k : k + 1, 1:], high[k : k + 1, 1:], size=size, endpoint=True))
+        cols, rows = np.concatenate(col_draws), np.concatenate(row_draws)
     pixels = np.stack([cols, rows], axis=-1).reshape(-1, 2)
     detection_ids = np.repeat(np.arange(n_boxes), config.n_bbox)
     data = source.sample(pixels, detection_ids)
@@ -156,37 +178,32 @@ def pose_tokens(
                 f"{tuple(poses.shape)}: expected (..., K, n_cad, 3) with K = {poses.shape[-1]}"
             )
         normals = poses.apply_normals(cad_normals)
-        K = _intrinsics(source, dtype)
-        uv, z = project(points, K)
-        in_front = z > MIN_DEPTH
-        pixels = torch.floor(uv + 0.5)
-        inside = in_front & (pixels >= 0).all(-1)
-        inside &= (pixels[..., 0] <= source.width - 1) & (pixels[..., 1] <= source.height - 1)
-        detection_ids = torch.arange(points.shape[-3]).unsqueeze(-1).expand(z.shape)
+        uv, z = project(points, _intrinsics(source, dtype))
+        bearings = torch.nn.functional.normalize(points.float(), dim=-1)
+        normals, uv, z, bearings = normals.numpy(), uv.numpy(), z.numpy(), bearings.numpy()
 
-        reprojected = torch.zeros(*z.shape, C_INPUT)
-        visible_pixels, visible_ids = pixels[inside], detection_ids[inside]
-        if len(visible_ids):
-            visible_pixels, visible_ids = visible_pixels.long().numpy(), visible_ids.numpy()
-            data = source.sample(visible_pixels, visible_ids)
-            reprojected[inside] = _observed_tokens(data, visible_pixels, source.K, TYPE_REPROJECTED, visible_ids)
+    # The rest is elementwise arithmetic, selection and copying, done in numpy: the same values as in
+    # torch with a fraction of its per-operation overhead at these sizes (a few thousand points a pass).
+    in_front = z > MIN_DEPTH
+    pixels = np.floor(uv + 0.5)
+    inside = in_front & (pixels >= 0).all(-1)
+    inside &= (pixels[..., 0] <= source.width - 1) & (pixels[..., 1] <= source.height - 1)
+    detection_ids = np.broadcast_to(np.arange(z.shape[-2])[:, None], z.shape)
 
-        points, normals, z = points.float(), normals.float(), z.float()
-        zeros = torch.zeros_like(z).unsqueeze(-1)
-        cad = torch.cat(
-            [
-                zeros.expand(*z.shape, 3),
-                normals,
-                z.unsqueeze(-1),
-                zeros,
-                torch.nn.functional.normalize(points, dim=-1),
-                torch.full_like(zeros, TYPE_CAD),
-                detection_ids.unsqueeze(-1).float(),
-            ],
-            dim=-1,
-        )
-        cad = torch.where(in_front.unsqueeze(-1), cad, 0.0)
-    return torch.cat([reprojected, cad], dim=-2), torch.cat([inside, in_front], dim=-1)
+    n_cad = z.shape[-1]
+    tokens = np.zeros((*z.shape[:-1], 2 * n_cad, C_INPUT), dtype=np.float32)
+    reprojected, cad = tokens[..., :n_cad, :], tokens[..., n_cad:, :]
+    visible_pixels, visible_ids = pixels[inside].astype(np.int64), detection_ids[inside]
+    if len(visible_ids):
+        data = source.sample(visible_pixels, visible_ids)
+        reprojected[inside] = _observed_array(data, visible_pixels, source.K, TYPE_REPROJECTED, visible_ids)
+    cad[..., NORMAL] = normals
+    cad[..., DEPTH] = z
+    cad[..., BEARING] = bearings
+    cad[..., TOKEN_TYPE] = TYPE_CAD
+    cad[..., DETECTION_ID] = detection_ids
+    cad[~in_front] = 0.0
+    return torch.from_numpy(tokens), torch.from_numpy(np.concatenate([inside, in_front], axis=-1))
 
 
 def step_tokens(
