@@ -179,6 +179,30 @@ def test_update_examples_stay_within_the_stated_bounds():
     assert np.all((poses.s.numpy() >= low - 1e-6) & (poses.s.numpy() <= high + 1e-6))
 
 
+def test_near_update_examples_start_where_the_test_time_initialisation_would():
+    rng = np.random.default_rng(3)
+    n = 4000
+    gt = _random_gt(n, rng)
+    K = np.array([[300.0, 0, 160], [0, 300.0, 120], [0, 0, 1]])
+    boxes = np.tile([[40.0, 30.0, 200.0, 150.0]], (n, 1))
+    low, high = scale_range("chair", np.array([0.5, 0.9, 0.5]))
+    depth = rng.uniform(1.5, 6.0, n)
+    depth[:100] = 0.0  # spurious detections have no true depth: they always start wide
+    poses = sample_update_poses(
+        gt.R, boxes, K, np.tile(low, (n, 1)), np.tile(high, (n, 1)), rng, gt_depth=depth, near_ratio=0.5
+    )
+    uv, z = project(poses.t, torch.tensor(K, dtype=torch.float32))
+    ratio = z.double().numpy() / np.where(depth > 0, depth, np.nan)
+    near_centre = (torch.abs(uv[:, 0] - 120) <= 16 + 1e-3) & (torch.abs(uv[:, 1] - 90) <= 12 + 1e-3)
+    near = near_centre.numpy() & (np.abs(np.log(ratio)) <= np.log(1.25) + 1e-6)
+    assert not near[:100].any()
+    # Half the detections with a depth are near; a wide start falls in the near region only rarely.
+    assert 0.47 < near[100:].mean() < 0.56
+    assert np.all((poses.s.numpy() >= low - 1e-6) & (poses.s.numpy() <= high + 1e-6))
+    with pytest.raises(ValueError, match="gt_depth"):
+        sample_update_poses(gt.R, boxes, K, np.tile(low, (n, 1)), np.tile(high, (n, 1)), rng, near_ratio=0.5)
+
+
 # Data ---------------------------------------------------------------------------------------------
 
 
@@ -285,6 +309,22 @@ def test_resume_after_a_stop_continues_exactly(tmp_path: Path, tiny: TrainConfig
     ).stat().st_size
     with pytest.raises(ValueError, match="other settings of lr"):
         _run(config.replace(max_steps=6, lr=0.01), tmp_path / "stopped", resume=True)
+
+
+def test_a_new_run_can_start_from_a_model_file(tmp_path: Path, tiny: TrainConfig):
+    config = tiny.replace(val_scenes=0, max_steps=1)
+    first = tmp_path / "first"
+    _run(config, first)
+    weights = load_model_file(first / "model.pt")["state_dict"]
+    # A run of zero steps from those weights exports them unchanged.
+    second = train(config.replace(max_steps=0), tmp_path / "second", init_from=first / "model.pt")
+    assert second["step"] == 0
+    started = load_model_file(tmp_path / "second" / "model.pt")["state_dict"]
+    for name, tensor in weights.items():
+        assert torch.equal(tensor, started[name]), name
+    other = config.replace(model=load_config("cpu").model)
+    with pytest.raises(ValueError, match="its network differs"):
+        train(other, tmp_path / "third", init_from=first / "model.pt")
 
 
 def test_checkpoints_are_written_atomically(tmp_path: Path, monkeypatch):

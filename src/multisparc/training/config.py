@@ -43,7 +43,8 @@ class TrainConfig:
     refinement_steps: forward passes per batch, each starting from the previous (detached) prediction
         and each followed by an optimizer step (paper: 3).
     n_loss: CAD points of the alignment loss (paper: 1000). classifier_ratio: share of objects that are
-        classifier examples (paper: 1 in 4).
+        classifier examples (paper: 1 in 4). near_init_ratio: share of update examples starting where
+        the test-time initialisation would (`training.examples`; paper: 0, all from z ~ U(1, 5) m).
     num_workers: data-loader processes rendering training images (0 = in the training process).
     val_scenes: size of the fixed validation set; val_every, checkpoint_every, log_every: in steps.
     max_steps: stop after this many steps (batches); time_budget_s: stop after this many seconds of
@@ -64,6 +65,7 @@ class TrainConfig:
     refinement_steps: int = 3
     n_loss: int = 1000
     classifier_ratio: float = 0.25
+    near_init_ratio: float = 0.0
     num_workers: int = 2
     val_scenes: int = 64
     val_every: int = 500
@@ -88,6 +90,8 @@ class TrainConfig:
             raise ValueError(f"noise must be one of {', '.join(NOISE_LEVELS)}, got {self.noise!r}")
         if not 0.0 <= self.classifier_ratio <= 1.0:
             raise ValueError(f"classifier_ratio must lie in [0, 1], got {self.classifier_ratio!r}")
+        if not 0.0 <= self.near_init_ratio <= 1.0:
+            raise ValueError(f"near_init_ratio must lie in [0, 1], got {self.near_init_ratio!r}")
         if not self.lr > 0 or not self.weight_decay >= 0:
             raise ValueError(
                 f"lr must be > 0 and weight_decay >= 0, got {self.lr!r} and {self.weight_decay!r}"

@@ -117,7 +117,8 @@ class ImageBuilder:
     """Draws `TrainingImage`s: scene, noisy detections, box tokens, points, ground truth and examples.
 
     refinement_steps: classifier poses are drawn for each step; classifier_ratio: share of classifier
-    examples among the true detections.
+    examples among the true detections; near_init_ratio: share of update examples that start near the
+    truth as the test-time initialisation does (`sample_update_poses`).
     """
 
     def __init__(
@@ -129,6 +130,7 @@ class ImageBuilder:
         n_loss: int,
         refinement_steps: int,
         classifier_ratio: float,
+        near_init_ratio: float = 0.0,
     ) -> None:
         self.cads, self.caster = process_resources(str(cads_json))
         self.sampler = SceneSampler(self.cads, scenes, self.caster)
@@ -137,6 +139,7 @@ class ImageBuilder:
         self.n_loss = n_loss
         self.refinement_steps = refinement_steps
         self.classifier_ratio = classifier_ratio
+        self.near_init_ratio = near_init_ratio
 
     def _points(
         self, cad_ids: list[str], n: int, rng: np.random.Generator
@@ -171,7 +174,10 @@ class ImageBuilder:
         low, high = zip(
             *(scale_range(det.category, self.cads.extent(det.cad)) for det in detections), strict=True
         )
-        update_poses = sample_update_poses(gt_R, boxes, scene.camera.K, np.stack(low), np.stack(high), rng)
+        update_poses = sample_update_poses(
+            gt_R, boxes, scene.camera.K, np.stack(low), np.stack(high), rng,
+            gt_depth=gt_t[:, 2].double().numpy(), near_ratio=self.near_init_ratio,
+        )
         is_classifier = choose_classifier_examples(len(detections), self.classifier_ratio, rng) & has_gt
         classifier_poses = Pose.stack(
             [sample_classifier_poses(gt, rng) for _ in range(self.refinement_steps)]

@@ -43,7 +43,13 @@ from multisparc.geometry import Pose, apply_update, is_aligned, symmetry_rotatio
 from multisparc.inputs import chunk_indices, collate, step_tokens, uncollate
 from multisparc.model import MultiSparcNet
 from multisparc.render import RayCaster
-from multisparc.training.checkpoint import export_model, load_checkpoint, restore_rng_states, save_checkpoint
+from multisparc.training.checkpoint import (
+    export_model,
+    load_checkpoint,
+    load_model_file,
+    restore_rng_states,
+    save_checkpoint,
+)
 from multisparc.training.config import TrainConfig, save_config
 from multisparc.training.data import (
     ImageBuilder,
@@ -337,6 +343,7 @@ def _builder_args(config: TrainConfig, cads_json: Path, classifier_ratio: float)
         "n_loss": config.n_loss,
         "refinement_steps": config.refinement_steps,
         "classifier_ratio": classifier_ratio,
+        "near_init_ratio": config.near_init_ratio,
     }
 
 
@@ -399,8 +406,13 @@ def _load_resume_state(config: TrainConfig, out_dir: Path, resume: bool) -> dict
     return state
 
 
-def train(config: TrainConfig, out_dir: Path, resume: bool = False) -> dict[str, float]:
+def train(
+    config: TrainConfig, out_dir: Path, resume: bool = False, init_from: Path | None = None
+) -> dict[str, float]:
     """Train (or, with resume, continue) a run in out_dir until max_steps or time_budget_s.
+
+    init_from: a `model.pt` whose weights a new run starts from (fine-tuning, e.g. a synthetic
+    pre-training continued with other data or examples); its network config must equal config.model.
 
     Works alone or under `torchrun` (module docstring). Returns, on every rank, the step reached, the
     training seconds so far and rank 0's last validation metrics (empty on other ranks). With
@@ -409,13 +421,23 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False) -> dict[str,
     """
     processes = start_processes(config.device)
     try:
-        return _train(config, Path(out_dir), resume, processes)
+        return _train(config, Path(out_dir), resume, processes, init_from)
     finally:
         if processes.distributed:
             dist.destroy_process_group()
 
 
-def _train(config: TrainConfig, out_dir: Path, resume: bool, processes: Processes) -> dict[str, float]:
+def _initial_weights(config: TrainConfig, path: Path) -> dict[str, Tensor]:
+    """The state dict of the model file at `path`, checked to fit config.model."""
+    data = load_model_file(path)
+    if data["model_config"] != config.model.to_dict():
+        raise ValueError(f"{path}: its network differs from the config's model section; cannot start from it")
+    return data["state_dict"]
+
+
+def _train(
+    config: TrainConfig, out_dir: Path, resume: bool, processes: Processes, init_from: Path | None = None
+) -> dict[str, float]:
     if config.batch_size % processes.world_size:
         raise ValueError(
             f"batch_size {config.batch_size} does not split over {processes.world_size} processes evenly"
@@ -435,6 +457,9 @@ def _train(config: TrainConfig, out_dir: Path, resume: bool, processes: Processe
         restore_rng_states(state["rng"])
         step, elapsed_before = int(state["step"]), float(state["extra"].get("elapsed_s", 0.0))
         log.info("resuming %s at step %d", out_dir, step)
+    elif init_from is not None:
+        model.load_state_dict(_initial_weights(config, Path(init_from)))
+        log.info("starting from the weights of %s", init_from)
     network = DistributedDataParallel(model) if processes.distributed else model
 
     files = RunFiles(out_dir, config) if processes.is_main else None
