@@ -268,6 +268,20 @@ def test_joint_and_sequential_agree_for_a_single_object_network(scene, cads, mon
     assert {"initialisation", "tokens", "network", "pose update", "total"} <= set(joint.timings)
 
 
+def test_bfloat16_network_stays_close_to_float32(scene, cads) -> None:
+    model = tiny_model(mode="multi", head_std=0.01)
+    detections = seven_detections(scene)
+    exact = Aligner(model, INPUTS, cads).align(scene.observation, detections)
+    fast = Aligner(model, INPUTS, cads, precision="bfloat16").align(scene.observation, detections)
+    moved = (exact.trajectory.t[-1] - exact.trajectory.t[0]).abs().max()
+    assert moved > 1e-3
+    # bfloat16 keeps 8 bits of mantissa: the updates agree to a few per cent of how far the poses moved.
+    assert (fast.trajectory.t[-1] - exact.trajectory.t[-1]).abs().max() < 0.05 * moved
+    assert np.abs(fast.logits - exact.logits).max() < 0.03 * np.abs(exact.logits).max()
+    with pytest.raises(ValueError, match="precision must be one of"):
+        Aligner(model, INPUTS, cads, precision="float16")
+
+
 def _recording(forward, shapes: list):
     def recorded(tokens, object_mask, token_mask=None):
         shapes.append(tuple(object_mask.shape))

@@ -226,7 +226,9 @@ def random_network(config: TrainConfig, seed: int = 0) -> MultiSparcNet:
     return model
 
 
-def _aligner(model: MultiSparcNet, config: TrainConfig, cads: CadIndex, strategy: Strategy, device: str) -> Aligner:
+def _aligner(
+    model: MultiSparcNet, config: TrainConfig, cads: CadIndex, strategy: Strategy, device: str, precision: str
+) -> Aligner:
     """The paper's test-time protocol: 3 refinements + 1 scoring pass of 4 hypotheses."""
     mode = "joint" if strategy == "joint" else "single"
     return Aligner(
@@ -238,6 +240,7 @@ def _aligner(model: MultiSparcNet, config: TrainConfig, cads: CadIndex, strategy
         n_hypotheses=N_HYPOTHESES,
         mode=mode,
         sequential=strategy == "sequential",
+        precision=precision,
     )
 
 
@@ -250,11 +253,12 @@ def measure_run(
     strategy: Strategy,
     repeats: int,
     device: str = "cpu",
+    precision: str = "float32",
 ) -> SpeedRun:
     """Time one strategy on one image (module docstring), then count its network calls and FLOPs."""
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
-    aligner = _aligner(model, config, cads, strategy, device)
+    aligner = _aligner(model, config, cads, strategy, device, precision)
     observation, detections = scene.observation, scene.detections
     aligner.align(observation, detections)  # warm-up: CAD samples, allocator, kernels
     totals, splits = [], []
@@ -293,11 +297,13 @@ def measure_speed(
     strategies: Sequence[Strategy] = STRATEGIES,
     progress: bool = False,
     peak_size: int | None = None,
+    precisions: Sequence[str] = ("float32",),
 ) -> SpeedReport:
     """Every (config, objects, strategy) run on this machine, plus the measured matmul peak.
 
     configs: (name, config) pairs, the name as reported; objects: object counts per image;
-    peak_size: of the peak's matrices (`matmul_peak`); progress: print each run as it ends.
+    peak_size: of the peak's matrices (`matmul_peak`); progress: print each run as it ends;
+    precisions: of the network (`Aligner`); a bfloat16 run is reported as config "<name> bf16".
     """
     caster = RayCaster(cads)
     runs = []
@@ -305,11 +311,13 @@ def measure_speed(
         model = random_network(config, seed)
         for n_objects in objects:
             scene = benchmark_scene(cads, caster, config.scenes, n_objects, seed)
-            for strategy in strategies:
-                run = measure_run(name, config, model, cads, scene, strategy, repeats, device)
-                runs.append(run)
-                if progress:
-                    print(format_run(run), flush=True)
+            for precision in precisions:
+                label = name if precision == "float32" else f"{name} bf16"
+                for strategy in strategies:
+                    run = measure_run(label, config, model, cads, scene, strategy, repeats, device, precision)
+                    runs.append(run)
+                    if progress:
+                        print(format_run(run), flush=True)
     return SpeedReport(
         runs=runs,
         device=str(torch.device(device)),

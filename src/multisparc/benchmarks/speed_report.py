@@ -76,10 +76,15 @@ def targets(report: SpeedReport) -> list[Target]:
     gpu = report.device.startswith("cuda")
     where = "GPU" if gpu else f"2-core CPU; measured on {report.cpu_cores} cores, torch threads: {report.threads}"
     found = []
-    for config, limit in (GPU_SECONDS if gpu else CPU_SECONDS).items():
-        run = report.run(config, TARGET_OBJECTS, "joint")
-        goal = f"{config} config, {TARGET_OBJECTS} objects, joint, full protocol: at most {_time(limit)} ({where})"
-        found.append(Target(goal, "-", None) if run is None else Target(goal, _time(run.seconds), run.seconds <= limit))
+    for base, limit in (GPU_SECONDS if gpu else CPU_SECONDS).items():
+        # The target holds for the config at either precision; each measured precision is checked.
+        variants = [config for config in (base, f"{base} bf16") if report.run(config, TARGET_OBJECTS, "joint")]
+        for config in variants or [base]:
+            run = report.run(config, TARGET_OBJECTS, "joint")
+            goal = f"{config} config, {TARGET_OBJECTS} objects, joint, full protocol: at most {_time(limit)} ({where})"
+            found.append(
+                Target(goal, "-", None) if run is None else Target(goal, _time(run.seconds), run.seconds <= limit)
+            )
     configs = list(dict.fromkeys(run.config for run in report.runs))
     for config in configs:
         run = report.run(config, TARGET_OBJECTS, "joint")

@@ -40,6 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--sequential", action="store_true", help="with --mode single: one object at a time")
     parser.add_argument("--seed", type=int, default=0, help="seed of the box-pixel sampling")
+    parser.add_argument(
+        "--precision", choices=("float32", "bfloat16"), default="float32",
+        help="network precision (bfloat16: about twice as fast on CPUs with AVX512-BF16/AMX and on GPUs)",
+    )
     parser.add_argument("--no-overlay", action="store_true", help="do not write overlay.png")
     parser.add_argument(
         "--detections", type=Path, default=None, help="ROCA per_frame_preds.json replacing the detections.json files"
@@ -106,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
     cads = CadIndex.load(args.cads)
     model, input_config = load_checkpoint(args.checkpoint, args.device)
     aligner = Aligner(
-        model, input_config, cads, device=args.device, mode=args.mode, sequential=args.sequential, seed=args.seed
+        model, input_config, cads, device=args.device, mode=args.mode, sequential=args.sequential, seed=args.seed,
+        precision=args.precision,
     )
     n_objects, seconds = 0, 0.0
     for scene in tqdm(scenes, desc="align", unit="scene"):

@@ -5,7 +5,7 @@ multisparc bench data [--scenes N] [--markdown BENCHMARKS.md]
     points each), sparse rendering against full frames, 1 and 2 worker processes.
 
 multisparc bench speed [--objects 1 5 10] [--configs paper cpu] [--repeats R] [--device cpu|cuda]
-                       [--threads T] [--markdown BENCHMARKS.md]
+                       [--precisions float32 bfloat16] [--threads T] [--markdown BENCHMARKS.md]
     time per image of the full test-time protocol (4 initialisations x (3 refinements + 1 scoring
     pass)), joint multi-object against sequential single-object alignment, split into token sampling,
     network and the rest, with the network's FLOP/s against the measured matmul peak. Section
@@ -38,6 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     speed.add_argument("--configs", nargs="+", default=["paper", "cpu"], help="config presets or YAML files")
     speed.add_argument("--repeats", type=int, default=5, help="timed alignments per case (after a warm-up)")
     speed.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    speed.add_argument(
+        "--precisions", nargs="+", default=["float32", "bfloat16"], choices=("float32", "bfloat16"),
+        help="network precisions to time (bfloat16 runs are reported as '<config> bf16')",
+    )
     speed.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
     speed.add_argument("--cads", type=Path, default=None, help="CAD index (default: procedural library)")
     speed.add_argument("--markdown", type=Path, default=None, help="write the results into this file")
@@ -108,7 +112,10 @@ def _speed(args: argparse.Namespace) -> int:
         # Two models a class suffice: the number of CAD models does not change the run time.
         cads_json = args.cads if args.cads is not None else build_library(Path(tmp) / "cads", 2, args.seed)
         cads = CadIndex.load(cads_json)
-        report = measure_speed(configs, args.objects, cads, args.repeats, args.device, args.seed, progress=True)
+        report = measure_speed(
+            configs, args.objects, cads, args.repeats, args.device, args.seed, progress=True,
+            precisions=args.precisions,
+        )
     print(f"float32 matmul peak: {report.peak_flop_rate / 1e9:.1f} GFLOP/s ({report.threads} threads)")
     print(markdown_table(["config", "objects", "strategy", "ms/image"], [row[:4] for row in rows(report)]))
     for target in targets(report):

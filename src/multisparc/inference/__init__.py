@@ -18,12 +18,13 @@ from multisparc.inference.initialisation import (
     up_of_pitch,
 )
 from multisparc.inference.overlay import render_overlay
-from multisparc.inference.pipeline import MODES, SELECTIONS, Aligner, align
+from multisparc.inference.pipeline import MODES, PRECISIONS, SELECTIONS, Aligner, align
 from multisparc.inference.result import AlignmentResult, SkippedDetection
 from multisparc.inference.timers import StageTimer
 
 __all__ = [
     "MODES",
+    "PRECISIONS",
     "SELECTIONS",
     "Aligner",
     "AlignmentResult",

@@ -52,6 +52,8 @@ Mode = Literal["joint", "single"]
 MODES: tuple[Mode, ...] = ("joint", "single")
 Select = Literal["score", "first"]
 SELECTIONS: tuple[Select, ...] = ("score", "first")
+Precision = Literal["float32", "bfloat16"]
+PRECISIONS: tuple[Precision, ...] = ("float32", "bfloat16")
 
 
 class Aligner:
@@ -69,6 +71,9 @@ class Aligner:
         seed: seeds the box-pixel sampling.
         initialisation: the remaining initialisation settings (its n_hypotheses is replaced by ours).
         select: "score" (the hypothesis of highest final score) or "first" (the first initialisation's).
+        precision: of the network's matrix products: "float32", or "bfloat16" (autocast; about twice the
+            matmul throughput on CPUs with AVX512-BF16 or AMX and on GPUs, outputs to about 3 digits).
+            Tokens, poses and updates stay float32/float64 either way.
     """
 
     def __init__(
@@ -84,11 +89,14 @@ class Aligner:
         seed: int = 0,
         initialisation: InitialisationConfig | None = None,
         select: Select = "score",
+        precision: Precision = "float32",
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if select not in SELECTIONS:
             raise ValueError(f"select must be one of {SELECTIONS}, got {select!r}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         if sequential and mode != "single":
             raise ValueError("sequential alignment refines each object alone: it needs mode='single'")
         if isinstance(n_refine, bool) or not isinstance(n_refine, int) or n_refine < 0:
@@ -97,6 +105,7 @@ class Aligner:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
+        self.precision = precision
         self.input_config = input_config
         self.cads = cads
         self.n_refine = n_refine
@@ -232,15 +241,19 @@ class Aligner:
             with timer.stage("tokens"):
                 tokens, token_mask = step_tokens(box_tokens, source, points, normals, poses)
                 batch = collate_image(tokens, token_mask, n_mul).to(self.device)
-            with timer.stage("network"), torch.inference_mode():
+            with timer.stage("network"), torch.inference_mode(), self._autocast():
                 output = self.model(batch.tokens, batch.object_mask, batch.token_mask)
-                logits.append(uncollate(output.logit, batch.object_mask).reshape(shape).cpu())
-                update = uncollate(output.update, batch.object_mask).reshape(*shape, -1).cpu()
+                logits.append(uncollate(output.logit.float(), batch.object_mask).reshape(shape).cpu())
+                update = uncollate(output.update.float(), batch.object_mask).reshape(*shape, -1).cpu()
             if step < self.n_refine:
                 with timer.stage("pose update"):
                     poses = apply_update(poses, update.to(poses.t.dtype))
                 trajectory.append(poses)
         return Pose.stack(trajectory), torch.stack(logits)
+
+    def _autocast(self) -> torch.autocast:
+        """The network's precision (class docstring); float32 is autocast switched off."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16")
 
     def _refine_each(
         self,
