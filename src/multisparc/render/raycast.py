@@ -142,7 +142,7 @@ class CadGeometry:
 class _Placement:
     """An object with its geometry and what ray casting needs of it, all worked out once per object.
 
-    to_cad: (3, 3) diag(1/s) R^T, camera-frame vectors into the CAD frame.
+    to_cad: (3, 3) diag(1/s) R^T, camera-frame vectors into the CAD frame; to_cad32 the same in float32.
     face_normal: (3, F) `R diag(1/s) n` of each triangle: its normal in the camera frame, not unit
     (the inverse transpose of the pose applied to the CAD normal n). plane_offset: (F,) `m . x` of any
     point x of the triangle's plane, camera frame, for that normal m. With them a ray `o + l d` meets
@@ -155,6 +155,7 @@ class _Placement:
     obj: PlacedObject
     geometry: CadGeometry
     to_cad: np.ndarray
+    to_cad32: np.ndarray
     face_normal: np.ndarray
     plane_offset: np.ndarray
     corners: np.ndarray
@@ -170,10 +171,12 @@ class _Placement:
     @classmethod
     def of(cls, obj: PlacedObject, geometry: CadGeometry) -> _Placement:
         face_normal = transform(obj.R / obj.s, geometry.face_normal)
+        to_cad = obj.R.T / column(obj.s)
         return cls(
             obj=obj,
             geometry=geometry,
-            to_cad=obj.R.T / column(obj.s),
+            to_cad=to_cad,
+            to_cad32=to_cad.astype(np.float32),
             face_normal=face_normal,
             plane_offset=geometry.plane_offset + dot(face_normal, column(obj.t)),
             corners=column(obj.t) + obj.R @ (column(obj.s) * geometry.box_corners),
@@ -242,7 +245,7 @@ class _Placement:
         float32: "primID" (M,) int32 (-1 for none) and "tfar" (M,) float32, the hit's ray parameter
         (else `far`)."""
         count = directions.shape[1]
-        cad_directions = transform(self.to_cad.astype(np.float32), directions).T
+        cad_directions = transform(self.to_cad32, directions).T
         if origins.shape[1] == 1:
             key = origins.tobytes()
             if key not in self._embree_origins:

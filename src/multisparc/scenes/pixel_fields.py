@@ -137,7 +137,10 @@ def smooth_fields(
     cols, rows = pixels[:, 0].astype(np.float32), pixels[:, 1].astype(np.float32)
     # float32 throughout: numpy vectorises the float32 cosine (not the float64 one, ~30x slower), and
     # (S K, N) rows keep every operation a contiguous elementwise loop; ample for noise.
-    cosines = np.cos(freq_u * cols + freq_v * rows + phase)
+    cosines = freq_u * cols
+    cosines += freq_v * rows
+    cosines += phase
+    np.cos(cosines, out=cosines)
     amplitude = np.float32(np.sqrt(2.0 / SMOOTH_COMPONENTS))
     return cosines.reshape(len(key), SMOOTH_COMPONENTS, len(pixels)).sum(axis=1) * amplitude
 
