@@ -171,6 +171,9 @@ def test_evaluate_runs_every_method_and_reports_consistent_numbers(scenes, cads_
     assert set(results["calibration"]["icp"]["ece"]) == {"ICP fit score", "2D detection score"}
     report = (out / "results.md").read_text()
     assert "| Method | bathtub | bed |" in report and "| icp |" in report and "AP50 (rho 0.5)" in report
+    ours, icp = (rows[name]["instance"] for name in ("multisparc", "icp"))
+    verdict = "ahead of" if ours > icp else "behind" if ours < icp else "level with"
+    assert f"- multisparc is {verdict} icp by {abs(ours - icp):.1f} points of instance accuracy" in report
     section = markdown.read_text()
     assert "<!-- bench:evaluate-scenes:start -->" in section and "<!-- bench:evaluate-scenes:end -->" in section
     assert "Command: `" in section and "Machine: " in section and "| initial |" in section

@@ -26,6 +26,9 @@ from multisparc.evaluation import (
 )
 
 CALIBRATION_DIR = "calibration"
+#: The method the others are compared with in the summary line, and those it is compared against.
+OURS = "multisparc"
+BASELINES = ("icp", "initial", "single", "2d-score")
 
 
 def table1_rows(scores: Sequence[MethodScores]) -> list[MethodRow]:
@@ -73,6 +76,27 @@ def write_calibration_plots(out_dir: Path, scores: Sequence[MethodScores]) -> di
     return written
 
 
+def comparison_lines(scores: Sequence[MethodScores]) -> list[str]:
+    """One sentence per baseline present: our instance and class-mean accuracy against it, per scene."""
+    by_name = {s.name: s for s in scores}
+    ours = by_name.get(OURS)
+    if ours is None:
+        return []
+    lines = []
+    for name in BASELINES:
+        other = by_name.get(name)
+        if other is None:
+            continue
+        gap = 100.0 * (ours.per_scene.instance - other.per_scene.instance)
+        verdict = "ahead of" if gap > 0 else "behind" if gap < 0 else "level with"
+        lines.append(
+            f"- {OURS} is {verdict} {name} by {abs(gap):.1f} points of instance accuracy "
+            f"({100.0 * ours.per_scene.instance:.1f} % against {100.0 * other.per_scene.instance:.1f} %; "
+            f"class mean {100.0 * ours.per_scene.class_mean:.1f} % against {100.0 * other.per_scene.class_mean:.1f} %)."
+        )
+    return lines
+
+
 def results_body(
     scores: Sequence[MethodScores], scenes_label: str, n_scenes: int, calibration: dict[str, dict[str, Any]]
 ) -> str:
@@ -93,6 +117,9 @@ def results_body(
     ]
     if ranked_2d:
         lines += ["", f"Ranked by the 2D detection score instead of the learned score: {', '.join(ranked_2d)}."]
+    comparisons = comparison_lines(scores)
+    if comparisons:
+        lines += ["", "Per scene, computed from the table above:", "", *comparisons]
     if calibration:
         lines += ["", "Calibration (accuracy against sorted score; expected calibration error):", ""]
         for name, info in calibration.items():
