@@ -21,6 +21,9 @@ What a practitioner tries before a learned method. Per detection, in the camera 
    statistics are the prior. The centre is the middle of the points' robust box, pushed away from the
    camera along each object axis by half the extent the points do not cover.
 4. ICP with gravity kept: 4 degrees of freedom (yaw about gravity up and translation), the scale held.
+   Written here rather than taken from trimesh (`trimesh.registration.icp`: 6-DoF point-to-point) or
+   Open3D (6-DoF, and a heavy dependency): neither constrains the rotation to gravity, drops back-side
+   pairs, or mixes point-to-plane with point-to-point terms.
    Each observed point is paired with its nearest CAD surface point (samples of the scaled CAD, one kd
    tree per hypothesis); pairs whose CAD normal faces away from the camera (the model's back side) or
    that lie farther apart than a trimming distance, shrinking from `max_distance` to
