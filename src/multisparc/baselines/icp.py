@@ -53,17 +53,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import torch
 from scipy.ndimage import binary_erosion
 from scipy.spatial import cKDTree
 
 from multisparc.cad import CadIndex, UnknownCadId
 from multisparc.categories import category_info, scale_range
-from multisparc.datasets.bundle import BundleError, Detection, ObjectPose, Observation, SceneBundle, read_bundle
+from multisparc.datasets.bundle import BundleError, Detection, Observation, SceneBundle, read_bundle
 from multisparc.geometry import Pose
 from multisparc.inference.initialisation import InitialisationConfig, box_pixel_ranges, initial_poses
 from multisparc.inference.pipeline import clip_detections
-from multisparc.inference.result import AlignmentResult
+from multisparc.inference.result import AlignmentResult, chosen_objects
 from multisparc.inference.timers import StageTimer
 
 # Scores are kept as logits in AlignmentResult; clipping keeps a score of 0 or 1 finite there.
@@ -373,24 +372,10 @@ class IcpAligner:
         trajectory = Pose.from_numpy(
             *(np.stack([first, begin, end]) for first, begin, end in zip((R0, t0, s0), start, final, strict=True))
         )
-        chosen_pose = trajectory.index((-1, torch.as_tensor(chosen), torch.arange(n_det)))
-        t, q, s = (value.numpy() for value in chosen_pose.to_tqs())
         final_scores = scores[-1, chosen, np.arange(n_det)]
         clipped = np.clip(scores, _SCORE_EPS, 1.0 - _SCORE_EPS)
-        objects = [
-            ObjectPose(
-                id=det.id,
-                category=det.category,
-                cad=det.cad,
-                t=t[k],
-                q=q[k],
-                s=s[k],
-                sym=self.cads[det.cad].sym,
-                score=float(final_scores[k]),
-                detection_score=float(det.score),
-            )
-            for k, det in enumerate(kept)
-        ]
+        syms = [self.cads[det.cad].sym for det in kept]
+        objects = chosen_objects(list(kept), trajectory, chosen, final_scores, syms)
         return AlignmentResult(
             objects=objects,
             boxes=np.array([det.bbox for det in kept], dtype=np.float64).reshape(-1, 4),

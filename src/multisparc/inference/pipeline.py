@@ -36,12 +36,12 @@ import torch
 from torch import Tensor
 
 from multisparc.cad import CadIndex, UnknownCadId
-from multisparc.datasets.bundle import BundleError, Detection, ObjectPose, Observation, SceneBundle, read_bundle
+from multisparc.datasets.bundle import BundleError, Detection, Observation, SceneBundle, read_bundle
 from multisparc.datasets.pixels import ImagePixelSource, PixelSource
 from multisparc.geometry import Pose, apply_update, clip_box
 from multisparc.inference.checkpoint import load_checkpoint
 from multisparc.inference.initialisation import InitialisationConfig, initial_poses
-from multisparc.inference.result import AlignmentResult, SkippedDetection
+from multisparc.inference.result import AlignmentResult, SkippedDetection, chosen_objects
 from multisparc.inference.timers import StageTimer
 from multisparc.inputs import C_INPUT, InputConfig, collate_image, sample_box_tokens, step_tokens, uncollate
 from multisparc.model import MultiSparcNet
@@ -156,23 +156,9 @@ class Aligner:
             chosen = np.argmax(logits_np[-1], axis=0)
         else:
             chosen = np.zeros(len(kept), dtype=np.int64)
-        final = trajectory.index((-1, torch.as_tensor(chosen), torch.arange(len(kept))))
-        t, q, s = (value.numpy() for value in final.to_tqs())
         final_scores = 1.0 / (1.0 + np.exp(-logits_np[-1, chosen, np.arange(len(kept))]))
-        objects = [
-            ObjectPose(
-                id=det.id,
-                category=det.category,
-                cad=det.cad,
-                t=t[k],
-                q=q[k],
-                s=s[k],
-                sym=self.cads[det.cad].sym,
-                score=float(final_scores[k]),
-                detection_score=float(det.score),
-            )
-            for k, det in enumerate(kept)
-        ]
+        syms = [self.cads[det.cad].sym for det in kept]
+        objects = chosen_objects(list(kept), trajectory, chosen, final_scores, syms)
         return AlignmentResult(
             objects=objects,
             boxes=np.array([det.bbox for det in kept], dtype=np.float64).reshape(-1, 4),

@@ -8,9 +8,35 @@ from typing import Any
 import numpy as np
 import torch
 
-from multisparc.datasets.bundle import ObjectPose, pose_record
+from multisparc.datasets.bundle import Detection, ObjectPose, pose_record
 from multisparc.geometry import Pose
 from multisparc.inference.initialisation import DepthSource, GravityEstimate
+
+
+def chosen_objects(
+    detections: list[Detection], trajectory: Pose, chosen: np.ndarray, scores: np.ndarray, syms: list[str]
+) -> list[ObjectPose]:
+    """The final pose of each detection's chosen hypothesis as an ObjectPose (camera frame).
+
+    trajectory (S, H, K) poses per step, hypothesis and detection; chosen (K,) hypothesis indices;
+    scores (K,) the chosen hypotheses' final scores in [0, 1]; syms (K,) the CADs' symmetry tags.
+    """
+    final = trajectory.index((-1, torch.as_tensor(chosen), torch.arange(len(detections))))
+    t, q, s = (value.numpy() for value in final.to_tqs())
+    return [
+        ObjectPose(
+            id=det.id,
+            category=det.category,
+            cad=det.cad,
+            t=t[k],
+            q=q[k],
+            s=s[k],
+            sym=syms[k],
+            score=float(scores[k]),
+            detection_score=float(det.score),
+        )
+        for k, det in enumerate(detections)
+    ]
 
 
 @dataclass
