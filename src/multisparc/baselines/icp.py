@@ -62,7 +62,7 @@ from multisparc.datasets.bundle import BundleError, Detection, Observation, Scen
 from multisparc.geometry import Pose
 from multisparc.inference.initialisation import InitialisationConfig, box_pixel_ranges, initial_poses
 from multisparc.inference.pipeline import clip_detections
-from multisparc.inference.result import AlignmentResult, chosen_objects
+from multisparc.inference.result import AlignmentResult
 from multisparc.inference.timers import StageTimer
 
 # Scores are kept as logits in AlignmentResult; clipping keeps a score of 0 or 1 finite there.
@@ -374,19 +374,10 @@ class IcpAligner:
         )
         final_scores = scores[-1, chosen, np.arange(n_det)]
         clipped = np.clip(scores, _SCORE_EPS, 1.0 - _SCORE_EPS)
+        logits = np.log(clipped / (1.0 - clipped))
         syms = [self.cads[det.cad].sym for det in kept]
-        objects = chosen_objects(list(kept), trajectory, chosen, final_scores, syms)
-        return AlignmentResult(
-            objects=objects,
-            boxes=np.array([det.bbox for det in kept], dtype=np.float64).reshape(-1, 4),
-            trajectory=trajectory,
-            logits=np.log(clipped / (1.0 - clipped)),
-            chosen=chosen,
-            surface_depth=init.surface_depth,
-            depth_source=init.depth_source,
-            gravity=init.gravity,
-            skipped=skipped,
-            timings=timer.to_dict(),
+        return AlignmentResult.from_hypotheses(
+            list(kept), init, trajectory, logits, chosen, final_scores, syms, skipped, timer.to_dict()
         )
 
     def align_bundle(self, bundle: SceneBundle | str | Path) -> AlignmentResult:

@@ -29,6 +29,7 @@ import torch
 
 from multisparc.cad import CadIndex
 from multisparc.datasets.bundle import BundleError, ObjectPose, read_bundle, read_poses
+from multisparc.evaluation.accuracy import ClassCounts
 from multisparc.evaluation.matching import WorldObject, aligned_pairs, symmetry_table
 from multisparc.evaluation.presets import SPARC, EvalPreset
 from multisparc.geometry import box_iou, matrix_to_quat
@@ -255,26 +256,13 @@ def assess_frame(
 
 
 @dataclass
-class PerImageResults:
+class PerImageResults(ClassCounts):
     """Per-image alignment accuracy: correct / total evaluated predictions per class (of the prediction),
     unmatched: predictions without an associated object per class; assessments: one per frame."""
 
-    preset: EvalPreset
     unmatched_rule: UnmatchedRule
-    correct: dict[str, int]
-    total: dict[str, int]
     unmatched: dict[str, int]
     assessments: list[FrameAssessment]
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        """Classes with evaluated predictions, in the preset's order."""
-        return tuple(name for name in self.preset.reported_classes if self.total.get(name, 0) > 0)
-
-    @property
-    def per_class(self) -> dict[str, float]:
-        """Fraction of correct predictions of each class."""
-        return {name: self.correct.get(name, 0) / self.total[name] for name in self.classes}
 
     @property
     def class_mean(self) -> float:
@@ -349,4 +337,11 @@ def evaluate_per_image(
                     continue
             total[name] += 1
             correct[name] += int(assessment.correct[index])
-    return PerImageResults(preset, unmatched, dict(correct), dict(total), dict(missing), assessments)
+    return PerImageResults(
+        preset=preset,
+        correct=dict(correct),
+        total=dict(total),
+        unmatched_rule=unmatched,
+        unmatched=dict(missing),
+        assessments=assessments,
+    )

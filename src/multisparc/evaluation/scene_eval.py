@@ -20,6 +20,7 @@ import numpy as np
 
 from multisparc.cad import CadIndex
 from multisparc.datasets.bundle import BundleError, read_camera, read_poses
+from multisparc.evaluation.accuracy import ClassCounts
 from multisparc.evaluation.matching import WorldObject, aligned_pairs, greedy_match, nms_3d, symmetry_table
 from multisparc.evaluation.presets import BENCHMARK_CLASSES, OTHER, EvalPreset
 
@@ -49,7 +50,7 @@ class PredictionOutcome:
 
 
 @dataclass
-class AlignmentResults:
+class AlignmentResults(ClassCounts):
     """Alignment accuracy of one evaluation.
 
     correct / total: matched predictions and ground-truth objects per reported class (classes with no
@@ -57,21 +58,8 @@ class AlignmentResults:
     input prediction of the counted scenes. Accuracies are fractions in [0, 1].
     """
 
-    preset: EvalPreset
-    correct: dict[str, int]
-    total: dict[str, int]
     scenes: list[str]
     outcomes: list[PredictionOutcome]
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        """Reported classes that have ground truth, in the preset's order."""
-        return tuple(name for name in self.preset.reported_classes if self.total.get(name, 0) > 0)
-
-    @property
-    def per_class(self) -> dict[str, float]:
-        """Accuracy of each class with ground truth."""
-        return {name: self.correct.get(name, 0) / self.total[name] for name in self.classes}
 
     @property
     def class_mean(self) -> float:

@@ -41,7 +41,7 @@ from multisparc.datasets.pixels import ImagePixelSource, PixelSource
 from multisparc.geometry import Pose, apply_update, clip_box
 from multisparc.inference.checkpoint import load_checkpoint
 from multisparc.inference.initialisation import InitialisationConfig, initial_poses
-from multisparc.inference.result import AlignmentResult, SkippedDetection, chosen_objects
+from multisparc.inference.result import AlignmentResult, SkippedDetection
 from multisparc.inference.timers import StageTimer
 from multisparc.inputs import C_INPUT, InputConfig, collate_image, sample_box_tokens, step_tokens, uncollate
 from multisparc.model import MultiSparcNet
@@ -158,18 +158,8 @@ class Aligner:
             chosen = np.zeros(len(kept), dtype=np.int64)
         final_scores = 1.0 / (1.0 + np.exp(-logits_np[-1, chosen, np.arange(len(kept))]))
         syms = [self.cads[det.cad].sym for det in kept]
-        objects = chosen_objects(list(kept), trajectory, chosen, final_scores, syms)
-        return AlignmentResult(
-            objects=objects,
-            boxes=np.array([det.bbox for det in kept], dtype=np.float64).reshape(-1, 4),
-            trajectory=trajectory,
-            logits=logits_np,
-            chosen=chosen,
-            surface_depth=init.surface_depth,
-            depth_source=init.depth_source,
-            gravity=init.gravity,
-            skipped=skipped,
-            timings=timer.to_dict(),
+        return AlignmentResult.from_hypotheses(
+            list(kept), init, trajectory, logits_np, chosen, final_scores, syms, skipped, timer.to_dict()
         )
 
     def align_bundle(self, bundle: SceneBundle | str | Path) -> AlignmentResult:

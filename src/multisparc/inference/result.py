@@ -10,33 +10,7 @@ import torch
 
 from multisparc.datasets.bundle import Detection, ObjectPose, pose_record
 from multisparc.geometry import Pose
-from multisparc.inference.initialisation import DepthSource, GravityEstimate
-
-
-def chosen_objects(
-    detections: list[Detection], trajectory: Pose, chosen: np.ndarray, scores: np.ndarray, syms: list[str]
-) -> list[ObjectPose]:
-    """The final pose of each detection's chosen hypothesis as an ObjectPose (camera frame).
-
-    trajectory (S, H, K) poses per step, hypothesis and detection; chosen (K,) hypothesis indices;
-    scores (K,) the chosen hypotheses' final scores in [0, 1]; syms (K,) the CADs' symmetry tags.
-    """
-    final = trajectory.index((-1, torch.as_tensor(chosen), torch.arange(len(detections))))
-    t, q, s = (value.numpy() for value in final.to_tqs())
-    return [
-        ObjectPose(
-            id=det.id,
-            category=det.category,
-            cad=det.cad,
-            t=t[k],
-            q=q[k],
-            s=s[k],
-            sym=syms[k],
-            score=float(scores[k]),
-            detection_score=float(det.score),
-        )
-        for k, det in enumerate(detections)
-    ]
+from multisparc.inference.initialisation import DepthSource, GravityEstimate, Initialisation
 
 
 @dataclass
@@ -77,6 +51,53 @@ class AlignmentResult:
     gravity: GravityEstimate
     skipped: list[SkippedDetection]
     timings: dict[str, float]
+
+    @classmethod
+    def from_hypotheses(
+        cls,
+        detections: list[Detection],
+        init: Initialisation,
+        trajectory: Pose,
+        logits: np.ndarray,
+        chosen: np.ndarray,
+        final_scores: np.ndarray,
+        syms: list[str],
+        skipped: list[SkippedDetection],
+        timings: dict[str, float],
+    ) -> AlignmentResult:
+        """The result of refined hypotheses: each detection's chosen final pose becomes its ObjectPose.
+
+        trajectory (S, H, K) and logits (S, H, K) as the attributes; chosen (K,) hypothesis indices;
+        final_scores (K,) the chosen hypotheses' scores in [0, 1]; syms (K,) the CADs' symmetry tags.
+        """
+        final = trajectory.index((-1, torch.as_tensor(chosen), torch.arange(len(detections))))
+        t, q, s = (value.numpy() for value in final.to_tqs())
+        objects = [
+            ObjectPose(
+                id=det.id,
+                category=det.category,
+                cad=det.cad,
+                t=t[k],
+                q=q[k],
+                s=s[k],
+                sym=syms[k],
+                score=float(final_scores[k]),
+                detection_score=float(det.score),
+            )
+            for k, det in enumerate(detections)
+        ]
+        return cls(
+            objects=objects,
+            boxes=np.array([det.bbox for det in detections], dtype=np.float64).reshape(-1, 4),
+            trajectory=trajectory,
+            logits=logits,
+            chosen=chosen,
+            surface_depth=init.surface_depth,
+            depth_source=init.depth_source,
+            gravity=init.gravity,
+            skipped=skipped,
+            timings=timings,
+        )
 
     @property
     def scores(self) -> np.ndarray:
