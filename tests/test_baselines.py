@@ -253,8 +253,8 @@ class PreferThird(MultiSparcNet):
         super().__init__(base.config)
         self.load_state_dict(base.state_dict())
 
-    def forward(self, tokens, object_mask, token_mask=None) -> NetOutput:
-        output = super().forward(tokens, object_mask, token_mask)
+    def forward(self, tokens, object_mask, token_mask=None, rotations=None) -> NetOutput:
+        output = super().forward(tokens, object_mask, token_mask, rotations)
         bonus = torch.zeros_like(output.logit)
         bonus[2] = 3.0
         return NetOutput(output.update, output.logit + bonus)

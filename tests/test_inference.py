@@ -283,9 +283,9 @@ def test_bfloat16_network_stays_close_to_float32(scene, cads) -> None:
 
 
 def _recording(forward, shapes: list):
-    def recorded(tokens, object_mask, token_mask=None):
+    def recorded(tokens, object_mask, token_mask=None, rotations=None):
         shapes.append(tuple(object_mask.shape))
-        return forward(tokens, object_mask, token_mask)
+        return forward(tokens, object_mask, token_mask, rotations)
 
     return recorded
 
@@ -335,7 +335,7 @@ class FixedLogits(MultiSparcNet):
         super().__init__(ModelConfig.cpu())
         self.register_buffer("table", table)
 
-    def forward(self, tokens, object_mask, token_mask=None) -> NetOutput:
+    def forward(self, tokens, object_mask, token_mask=None, rotations=None) -> NetOutput:
         n_items, n_slots = object_mask.shape
         logit = torch.where(object_mask, self.table[:n_items, :n_slots], 0.0)
         return NetOutput(torch.zeros(n_items, n_slots, 10), logit)

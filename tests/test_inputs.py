@@ -285,22 +285,32 @@ def test_chunk_indices_and_collate_pad_and_mask():
     assert [list(chunk) for chunk in chunk_indices(12, 5)] == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [10, 11]]
     assert chunk_indices(0, 5) == []
     generator = torch.Generator().manual_seed(0)
-    small = (torch.rand(2, 7, C_INPUT, generator=generator) + 1, torch.ones(2, 7, dtype=torch.bool))
+    turned = torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    small = (
+        torch.rand(2, 7, C_INPUT, generator=generator) + 1,
+        torch.ones(2, 7, dtype=torch.bool),
+        torch.stack([turned, torch.eye(3)]),
+    )
     full_mask = torch.ones(5, 7, dtype=torch.bool)
     full_mask[3, 4:] = False
-    full = (torch.rand(5, 7, C_INPUT, generator=generator) + 1, full_mask)
+    full = (torch.rand(5, 7, C_INPUT, generator=generator) + 1, full_mask, turned.expand(5, 3, 3))
     batch = collate([small, full], n_mul=5)
     assert (batch.batch_size, batch.n_mul) == (2, 5) and batch.tokens.shape == (2, 5, 7, C_INPUT)
     assert batch.object_mask.tolist() == [[True, True, False, False, False], [True] * 5]
     assert (batch.tokens[0, 2:] == 0).all() and not batch.token_mask[0, 2:].any()
     assert torch.equal(batch.token_mask[1], full_mask)
+    # Rotations follow their objects; padded slots hold the identity.
+    assert torch.equal(batch.rotations[0, 0], turned) and torch.equal(batch.rotations[1, 4], turned)
+    assert torch.equal(batch.rotations[0, 1:], torch.eye(3).expand(4, 3, 3))
     assert torch.equal(batch.tokens[0, :2, :, :DETECTION_ID], small[0][..., :DETECTION_ID])
     slots = torch.arange(5, dtype=torch.float32).view(5, 1).expand(5, 7)
     assert torch.equal(batch.tokens[1, ..., DETECTION_ID], torch.where(full_mask, slots, 0.0))
     with pytest.raises(ValueError, match="split with chunk_indices"):
-        collate([(torch.zeros(6, 7, C_INPUT), torch.ones(6, 7, dtype=torch.bool))], n_mul=5)
+        collate([(torch.zeros(6, 7, C_INPUT), torch.ones(6, 7, dtype=torch.bool), torch.eye(3).expand(6, 3, 3))], 5)
+    with pytest.raises(ValueError, match="rotations must have shape"):
+        collate([(torch.zeros(2, 7, C_INPUT), torch.ones(2, 7, dtype=torch.bool), torch.eye(3))], n_mul=5)
     with pytest.raises(ValueError, match="object_mask must be bool"):
-        TokenBatch(batch.tokens, batch.token_mask, batch.object_mask.float())
+        TokenBatch(batch.tokens, batch.token_mask, batch.object_mask.float(), batch.rotations)
 
 
 def test_collate_image_puts_hypotheses_and_chunks_in_the_batch_dim():
@@ -309,12 +319,17 @@ def test_collate_image_puts_hypotheses_and_chunks_in_the_batch_dim():
     marker = torch.arange(n_hypotheses * n_detections, dtype=torch.float32).view(n_hypotheses, n_detections)
     tokens[..., DEPTH] = marker.unsqueeze(-1)
     tokens[..., DETECTION_ID] = torch.arange(n_detections, dtype=torch.float32).view(1, -1, 1)
-    batch = collate_image(tokens, torch.ones(n_hypotheses, n_detections, n_input, dtype=torch.bool), n_mul=5)
+    rotations = torch.eye(3).repeat(n_hypotheses, n_detections, 1, 1)
+    rotations[..., 0, 0] = marker
+    token_mask = torch.ones(n_hypotheses, n_detections, n_input, dtype=torch.bool)
+    batch = collate_image(tokens, token_mask, rotations, n_mul=5)
     assert batch.tokens.shape == (4 * 3, 5, n_input, C_INPUT)
     assert batch.object_mask.sum(dim=1).tolist() == [5, 5, 2] * 4
     # Chunk 1 of hypothesis 2 holds detections 5..9 in slots 0..4, renumbered.
     assert torch.equal(batch.tokens[2 * 3 + 1, :, 0, DEPTH], marker[2, 5:10])
     assert torch.equal(batch.tokens[2 * 3 + 1, :, 0, DETECTION_ID], torch.arange(5, dtype=torch.float32))
+    assert torch.equal(batch.rotations[2 * 3 + 1, :, 0, 0], marker[2, 5:10])
+    assert torch.equal(batch.rotations[2 * 3 + 2, 2:], torch.eye(3).expand(3, 3, 3))
     outputs = batch.tokens[:, :, 0, DEPTH]
     assert torch.equal(uncollate(outputs, batch.object_mask).reshape(n_hypotheses, n_detections), marker)
 
@@ -345,7 +360,7 @@ def test_image_pixel_source_end_to_end():
     reprojected_depth = tokens[:, 0, n_bbox : n_bbox + n_cad, DEPTH]
     cad_depth = tokens[:, 0, n_bbox + n_cad :, DEPTH]
     assert torch.allclose(reprojected_depth[:, front], cad_depth[:, front])
-    batch = collate_image(tokens, token_mask, n_mul=5)
+    batch = collate_image(tokens, token_mask, poses.R, n_mul=5)
     assert batch.tokens.shape == (4, 5, config.n_input, C_INPUT)
     assert batch.object_mask.tolist() == [[True, True, False, False, False]] * 4
     assert torch.equal(batch.tokens[:, :2], tokens) and torch.equal(batch.token_mask[:, :2], token_mask)

@@ -392,3 +392,53 @@ def test_lamb_trains_the_network_away_from_the_identity():
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+
+
+def _token(point: list[float], token_type: int) -> torch.Tensor:
+    """One token at a camera-frame point (z-depth and unit bearing), other channels zero."""
+    token = torch.zeros(13)
+    p = torch.tensor(point)
+    token[6], token[8:11], token[TOKEN_TYPE] = p[2], p / p.norm(), float(token_type)
+    return token
+
+
+def test_object_frame_features_place_tokens_relative_to_the_hypothesis() -> None:
+    from multisparc.model.embedding import N_AXES_FEATURES, N_FEATURES, hypothesis_frames, object_frame_features
+
+    # Features: rgb (3), mask, camera axes, object axes (rel first in each), depth flag, 2 globals.
+    camera_rel, object_rel, flag = slice(4, 7), slice(4 + N_AXES_FEATURES, 7 + N_AXES_FEATURES), 4 + 2 * N_AXES_FEATURES
+    # CAD points at the 8 corners of a cube of half-side 0.5 m around (0.2, 0, 3): radius sqrt(0.75).
+    corners = torch.tensor([[x, y, z] for x in (-0.5, 0.5) for y in (-0.5, 0.5) for z in (-0.5, 0.5)])
+    centre = torch.tensor([0.2, 0.0, 3.0])
+    cad = [_token((centre + c).tolist(), 2) for c in corners]
+    # A box pixel seen 0.3 m behind the centre, a reprojected pixel without depth, an invalid token.
+    box, no_depth, invalid = _token([0.2, 0.0, 3.3], 0), _token([0.2, 0.1, 3.0], 1), _token([5.0, 5.0, 9.0], 1)
+    no_depth[6] = 0.0
+    tokens = torch.stack([*cad, box, no_depth, invalid])
+    valid = torch.ones(len(tokens), dtype=torch.bool)
+    valid[-1] = False
+
+    found_centre, radius = hypothesis_frames(tokens, valid)
+    assert torch.allclose(found_centre, centre, atol=1e-5)
+    assert radius.item() == pytest.approx(math.sqrt(0.75), rel=1e-5)
+
+    features = object_frame_features(tokens, valid)
+    assert features.shape == (len(tokens), N_FEATURES)
+    rel = features[:, camera_rel]
+    assert torch.allclose(rel[:8], corners / math.sqrt(0.75), atol=1e-5)
+    assert torch.allclose(rel[8], torch.tensor([0.0, 0.0, 0.3 / math.sqrt(0.75)]), atol=1e-5)
+    assert torch.equal(rel[9], torch.zeros(3))  # unknown depth: no position, depth flag 0
+    assert features[:, flag].tolist() == [1.0] * 9 + [0.0, 0.0]
+    assert torch.equal(features[10], torch.zeros(N_FEATURES))
+    distance, ratio = features[0, -2:]
+    assert distance.item() == pytest.approx(math.log(centre.norm().item()), rel=1e-5)
+    assert ratio.item() == pytest.approx(math.log(math.sqrt(0.75) / centre.norm().item()), rel=1e-5)
+
+    # Without a rotation both sets of axes agree; under a hypothesis turned 90 deg about the camera's y
+    # axis (camera from object: object x -> camera -z), the box pixel 0.3 m behind the centre along
+    # camera +z lies along object -x.
+    assert torch.equal(features[:, object_rel], rel)
+    turned = torch.tensor([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]])
+    object_axes = object_frame_features(tokens, valid, turned)[:, object_rel]
+    assert torch.allclose(object_axes[8], torch.tensor([-0.3 / math.sqrt(0.75), 0.0, 0.0]), atol=1e-5)
+    assert torch.allclose(object_axes, rel @ turned, atol=1e-6)

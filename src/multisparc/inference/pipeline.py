@@ -216,9 +216,9 @@ class Aligner:
         for step in range(self.n_refine + 1):
             with timer.stage("tokens"):
                 tokens, token_mask = step_tokens(box_tokens, source, points, normals, poses)
-                batch = collate_image(tokens, token_mask, n_mul).to(self.device)
+                batch = collate_image(tokens, token_mask, poses.R, n_mul).to(self.device)
             with timer.stage("network"), torch.inference_mode(), self._autocast():
-                output = self.model(batch.tokens, batch.object_mask, batch.token_mask)
+                output = self.model(batch.tokens, batch.object_mask, batch.token_mask, batch.rotations)
                 logits.append(uncollate(output.logit.float(), batch.object_mask).reshape(shape).cpu())
                 update = uncollate(output.update.float(), batch.object_mask).reshape(*shape, -1).cpu()
             if step < self.n_refine:

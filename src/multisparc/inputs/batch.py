@@ -22,12 +22,15 @@ from multisparc.inputs.tokens import C_INPUT, DETECTION_ID
 @dataclass
 class TokenBatch:
     """Network input: tokens (B, M, N_input, 13) float32; token_mask (B, M, N_input) bool, True = real
-    token; object_mask (B, M) bool, True = real object. Padded slots have all-zero tokens and both masks
-    False. The detection_id channel holds each object's slot m."""
+    token; object_mask (B, M) bool, True = real object; rotations (B, M, 3, 3) float32, the rotation
+    (camera from object) of the pose hypothesis each object's tokens were made under, which the network
+    uses to read the tokens in the hypothesis' own axes. Padded slots have all-zero tokens, both masks
+    False and the identity rotation. The detection_id channel holds each object's slot m."""
 
     tokens: Tensor
     token_mask: Tensor
     object_mask: Tensor
+    rotations: Tensor
 
     def __post_init__(self) -> None:
         if self.tokens.dim() != 4 or self.tokens.shape[-1] != C_INPUT:
@@ -41,6 +44,10 @@ class TokenBatch:
             raise ValueError(
                 f"object_mask must be bool of shape {tuple(self.tokens.shape[:2])}, "
                 f"got {self.object_mask.dtype} {tuple(self.object_mask.shape)}"
+            )
+        if self.rotations.shape != (*self.tokens.shape[:2], 3, 3):
+            raise ValueError(
+                f"rotations must have shape {(*self.tokens.shape[:2], 3, 3)}, got {tuple(self.rotations.shape)}"
             )
 
     @property
@@ -59,6 +66,7 @@ class TokenBatch:
             self.tokens.to(device, non_blocking=non_blocking),
             self.token_mask.to(device, non_blocking=non_blocking),
             self.object_mask.to(device, non_blocking=non_blocking),
+            self.rotations.to(device, non_blocking=non_blocking),
         )
 
 
@@ -78,11 +86,12 @@ def chunk_indices(n_detections: int, n_mul: int) -> list[range]:
     return [range(start, min(start + n_mul, n_detections)) for start in range(0, n_detections, n_mul)]
 
 
-def collate(items: Sequence[tuple[Tensor, Tensor]], n_mul: int) -> TokenBatch:
+def collate(items: Sequence[tuple[Tensor, Tensor, Tensor]], n_mul: int) -> TokenBatch:
     """Pad and stack items into a batch of M = n_mul slots.
 
-    items: (tokens (K_i, N_input, 13), token_mask (K_i, N_input) bool) with 1 <= K_i <= n_mul and the same
-    N_input for all; object k of item i lands in slot k of batch row i. The detection_id channel of the
+    items: (tokens (K_i, N_input, 13), token_mask (K_i, N_input) bool, rotations (K_i, 3, 3) of the poses
+    the tokens were made under) with 1 <= K_i <= n_mul and the same N_input for all; object k of item i
+    lands in slot k of batch row i. The detection_id channel of the
     real tokens is rewritten to the slot, so a chunk of a large image looks like a small image.
     """
     _check_n_mul(n_mul)
@@ -92,7 +101,8 @@ def collate(items: Sequence[tuple[Tensor, Tensor]], n_mul: int) -> TokenBatch:
     tokens = torch.zeros(len(items), n_mul, n_input, C_INPUT)
     token_mask = torch.zeros(len(items), n_mul, n_input, dtype=torch.bool)
     object_mask = torch.zeros(len(items), n_mul, dtype=torch.bool)
-    for index, (item_tokens, item_mask) in enumerate(items):
+    rotations = torch.eye(3).repeat(len(items), n_mul, 1, 1)
+    for index, (item_tokens, item_mask, item_rotations) in enumerate(items):
         if item_tokens.dim() != 3 or item_tokens.shape[1:] != (n_input, C_INPUT):
             raise ValueError(
                 f"item {index}: tokens must have shape (K, {n_input}, {C_INPUT}), got {tuple(item_tokens.shape)}"
@@ -103,6 +113,10 @@ def collate(items: Sequence[tuple[Tensor, Tensor]], n_mul: int) -> TokenBatch:
                 f"{tuple(item_tokens.shape)}"
             )
         n_objects = item_tokens.shape[0]
+        if item_rotations.shape != (n_objects, 3, 3):
+            raise ValueError(
+                f"item {index}: rotations must have shape ({n_objects}, 3, 3), got {tuple(item_rotations.shape)}"
+            )
         if not 1 <= n_objects <= n_mul:
             raise ValueError(
                 f"item {index}: has {n_objects} objects, expected 1 to n_mul = {n_mul} (split with chunk_indices)"
@@ -110,15 +124,17 @@ def collate(items: Sequence[tuple[Tensor, Tensor]], n_mul: int) -> TokenBatch:
         tokens[index, :n_objects] = item_tokens
         token_mask[index, :n_objects] = item_mask
         object_mask[index, :n_objects] = True
+        rotations[index, :n_objects] = item_rotations
     slots = torch.arange(n_mul, dtype=torch.float32).view(1, n_mul, 1)
     tokens[..., DETECTION_ID] = torch.where(token_mask, slots, 0.0)
-    return TokenBatch(tokens, token_mask, object_mask)
+    return TokenBatch(tokens, token_mask, object_mask, rotations)
 
 
-def collate_image(tokens: Tensor, token_mask: Tensor, n_mul: int) -> TokenBatch:
+def collate_image(tokens: Tensor, token_mask: Tensor, rotations: Tensor, n_mul: int) -> TokenBatch:
     """Batch one image's tokens under several hypotheses, chunking its detections by n_mul.
 
-    tokens (*H, K, N_input, 13), token_mask (*H, K, N_input) from `step_tokens`. Returns B =
+    tokens (*H, K, N_input, 13), token_mask (*H, K, N_input) from `step_tokens`, rotations (*H, K, 3, 3)
+    of the poses they were made under. Returns B =
     prod(*H) * ceil(K / n_mul) items in (hypothesis, chunk) order; `uncollate(values, batch.object_mask)`
     then gives the per-object values in (*H, K) order, ready for `.reshape(*H, K, ...)`.
     """
@@ -127,6 +143,8 @@ def collate_image(tokens: Tensor, token_mask: Tensor, n_mul: int) -> TokenBatch:
             f"tokens (*H, K, N_input, 13) and token_mask (*H, K, N_input) disagree: "
             f"{tuple(tokens.shape)} and {tuple(token_mask.shape)}"
         )
+    if rotations.shape != (*tokens.shape[:-2], 3, 3):
+        raise ValueError(f"rotations must have shape {(*tokens.shape[:-2], 3, 3)}, got {tuple(rotations.shape)}")
     n_detections, n_input = tokens.shape[-3], tokens.shape[-2]
     if n_detections == 0:
         raise ValueError("an image without detections has nothing to batch")
@@ -142,12 +160,16 @@ def collate_image(tokens: Tensor, token_mask: Tensor, n_mul: int) -> TokenBatch:
     padded_mask[:, :n_detections] = token_mask.reshape(n_hypotheses, n_detections, n_input)
     object_mask = torch.zeros(shape[:2], dtype=torch.bool)
     object_mask[:, :n_detections] = True
+    padded_rotations = torch.eye(3).repeat(*shape[:2], 1, 1)
+    padded_rotations[:, :n_detections] = rotations.reshape(n_hypotheses, n_detections, 3, 3).float()
     batch_size = n_hypotheses * n_chunks
     padded = padded.reshape(batch_size, n_mul, n_input, C_INPUT)
     padded_mask = padded_mask.reshape(batch_size, n_mul, n_input)
     slots = torch.arange(n_mul, dtype=torch.float32).view(1, n_mul, 1)
     padded[..., DETECTION_ID] = torch.where(padded_mask, slots, 0.0)
-    return TokenBatch(padded, padded_mask, object_mask.reshape(batch_size, n_mul))
+    return TokenBatch(
+        padded, padded_mask, object_mask.reshape(batch_size, n_mul), padded_rotations.reshape(batch_size, n_mul, 3, 3)
+    )
 
 
 def uncollate(values: Tensor, object_mask: Tensor) -> Tensor:

@@ -3,12 +3,14 @@
 Input of one forward pass, B items of M = n_mul object slots each (one item = one image chunk under one
 pose hypothesis; hypotheses never share an item, so they never attend to each other):
 tokens (B, M, N_input, 13) as built by `multisparc.inputs`, object_mask (B, M) bool (True = real object)
-and optionally token_mask (B, M, N_input) bool (True = valid token).
+and optionally token_mask (B, M, N_input) bool (True = valid token) and rotations (B, M, 3, 3), the
+camera-from-object rotations of the hypotheses the tokens were made under (None: the identity).
 
-Token embedding: the 11 measured channels (rgb, normal, depth, mask, bearing) enter through one linear
-layer, the token type (box, reprojected, CAD) through a learned embedding of its 3 values. No Fourier
-features: the LayerNorm in front of every cross-attention already brings depths in metres and unit
-vectors to one scale, and the paper feeds the channels as they are.
+Token embedding (`multisparc.model.embedding`): every token with a depth becomes a 3D point relative to
+the object's current hypothesis (centre and size read from its own CAD tokens), in camera axes and in
+the hypothesis' own axes (its rotation, the optional `rotations` input that `TokenBatch` carries), with
+Fourier features, next to the rgb, normal, mask and bearing channels; the token type (box, reprojected,
+CAD) enters through a learned embedding of its 3 values.
 
 Slot identity: the detection_id channel equals the slot m (`multisparc.inputs.collate` writes it), and
 the network takes the slot from the object's position along M instead, never feeding ids as numbers.
@@ -41,14 +43,12 @@ from einops import rearrange, repeat
 from torch import Tensor, nn
 
 from multisparc.geometry import UPDATE_SIZE
-from multisparc.inputs import C_INPUT, DETECTION_ID, TOKEN_TYPE, TYPE_BOX, TYPE_CAD
 from multisparc.model.blocks import CrossAttentionBlock, MeanDecoder, SelfAttentionLayer
 from multisparc.model.config import ModelConfig
+from multisparc.model.embedding import N_FEATURES, TokenEmbedding
 
 #: Outputs per object: the pose update and the correctness logit.
 N_OUT = UPDATE_SIZE + 1
-N_TOKEN_TYPES = TYPE_CAD - TYPE_BOX + 1
-FEATURE_CHANNELS = tuple(c for c in range(C_INPUT) if c not in (TOKEN_TYPE, DETECTION_ID))
 
 
 class NetOutput(NamedTuple):
@@ -57,27 +57,6 @@ class NetOutput(NamedTuple):
 
     update: Tensor
     logit: Tensor
-
-
-class TokenEmbedding(nn.Module):
-    """tokens (B, M, N, 13) -> (B, M, N, dim): linear in the measured channels plus a learned token-type
-    embedding, plus a learned slot embedding when n_slots is given (module docstring)."""
-
-    def __init__(self, dim: int, n_slots: int | None) -> None:
-        super().__init__()
-        self.register_buffer("feature_channels", torch.tensor(FEATURE_CHANNELS), persistent=False)
-        self.features = nn.Linear(len(FEATURE_CHANNELS), dim)
-        self.token_type = nn.Embedding(N_TOKEN_TYPES, dim)
-        self.slot = nn.Embedding(n_slots, dim) if n_slots is not None else None
-
-    def forward(self, tokens: Tensor) -> Tensor:
-        types = tokens[..., TOKEN_TYPE].round().long()
-        if bool(((types < TYPE_BOX) | (types > TYPE_CAD)).any()):
-            raise ValueError(f"token_type channel {TOKEN_TYPE} holds values outside {TYPE_BOX}..{TYPE_CAD}")
-        embedded = self.features(tokens.index_select(-1, self.feature_channels)) + self.token_type(types)
-        if self.slot is not None:
-            embedded = embedded + self.slot.weight[: tokens.shape[1], None]
-        return embedded
 
 
 class MultiSparcNet(nn.Module):
@@ -135,10 +114,16 @@ class MultiSparcNet(nn.Module):
                 f"{self.config.n_mul} (split detections with multisparc.inputs.chunk_indices)"
             )
 
-    def forward(self, tokens: Tensor, object_mask: Tensor, token_mask: Tensor | None = None) -> NetOutput:
+    def forward(
+        self, tokens: Tensor, object_mask: Tensor, token_mask: Tensor | None = None, rotations: Tensor | None = None
+    ) -> NetOutput:
         """tokens (B, M, N_input, 13), object_mask (B, M) bool, token_mask (B, M, N_input) bool or None
-        (all valid) -> NetOutput(update (B, M, 10), logit (B, M)). See the module docstring."""
+        (all valid), rotations (B, M, 3, 3) camera-from-object rotations of the hypotheses the tokens
+        were made under, or None (identity: object axes = camera axes) -> NetOutput(update (B, M, 10),
+        logit (B, M)). See the module docstring; `TokenBatch` carries all four inputs."""
         self._check_inputs(tokens, object_mask, token_mask)
+        if rotations is not None and rotations.shape != (*tokens.shape[:2], 3, 3):
+            raise ValueError(f"rotations must have shape {(*tokens.shape[:2], 3, 3)}, got {tuple(rotations.shape)}")
         config = self.config
         n_objects = tokens.shape[1]
         valid = object_mask[..., None].expand(tokens.shape[:3])
@@ -146,7 +131,7 @@ class MultiSparcNet(nn.Module):
             valid = valid & token_mask
         # Zeroing (not only masking) keeps NaN or inf in ignored tokens out of the weighted sums.
         tokens = torch.where(valid[..., None], tokens, 0.0)
-        context = self.embedding(tokens)
+        context = self.embedding(tokens, valid, rotations)
         if config.joint_encoding:
             context, context_mask = rearrange(context, "b m n d -> b (m n) d"), rearrange(valid, "b m n -> b (m n)")
         else:
@@ -221,7 +206,8 @@ class MultiSparcNet(nn.Module):
             + linear(n_latents, self_inner, c)
             + mlp(n_latents)
         )
-        embedding = linear(n_tokens, len(FEATURE_CHANNELS), c)
+        # The embedding turns 3 vectors of every token into the hypothesis' axes, then maps its features.
+        embedding = 3 * linear(n_tokens, 3, 3) + linear(n_tokens, N_FEATURES, c)
         n_decoded = batch if config.joint_decoding else batch * m
         decoder = linear(n_decoded, c, hidden) + linear(n_decoded, hidden, self.decoder.out.out_features)
         return embedding + config.n_blocks * (cross + config.n_self_attn * self_layer) + decoder

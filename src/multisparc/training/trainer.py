@@ -195,13 +195,15 @@ def predict(
     rows, start = [], 0
     for image, source in zip(images, sources, strict=True):
         count = image.n_detections
-        tokens, mask = step_tokens(
-            image.box_tokens, source, image.cad_points, image.cad_normals, cpu_poses[start : start + count]
-        )
-        rows += [(tokens[chunk], mask[chunk]) for chunk in map(_as_slice, chunk_indices(count, n_mul))]
+        image_poses = cpu_poses[start : start + count]
+        tokens, mask = step_tokens(image.box_tokens, source, image.cad_points, image.cad_normals, image_poses)
+        rotations = image_poses.R.float()
+        rows += [
+            (tokens[chunk], mask[chunk], rotations[chunk]) for chunk in map(_as_slice, chunk_indices(count, n_mul))
+        ]
         start += count
     batch = collate(rows, n_mul).to(device)
-    output = model(batch.tokens, batch.object_mask, batch.token_mask)
+    output = model(batch.tokens, batch.object_mask, batch.token_mask, batch.rotations)
     return uncollate(output.update, batch.object_mask), uncollate(output.logit, batch.object_mask)
 
 
