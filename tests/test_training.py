@@ -105,6 +105,32 @@ def test_alignment_loss_of_a_known_translation_offset():
     assert loss.item() == pytest.approx(0.35, abs=1e-5)  # L1 norm of the offset
 
 
+def test_disentangled_loss_splits_rotation_translation_and_scale():
+    gt, points = _gt(), _box_points()
+    none, two = symmetry_rotations(["none"]), symmetry_rotations(["2"])
+    mask = torch.tensor([True])
+    turn = axis_angle_y(torch.tensor([0.4]))
+
+    def loss(pred: Pose, rotations: torch.Tensor = none) -> float:
+        return alignment_loss(pred, gt, points, rotations, mask, kind="disentangled").item()
+
+    assert loss(gt) == pytest.approx(0.0, abs=1e-6)
+    # A pure offset of one part costs what the points loss charges for it.
+    shifted = Pose(gt.R, gt.t + torch.tensor([[0.1, -0.2, 0.05]]), gt.s)
+    assert loss(shifted) == pytest.approx(0.35, abs=1e-5)
+    rotated = Pose(gt.R @ turn, gt.t, gt.s)
+    assert loss(rotated) == pytest.approx(symmetric_point_distances(rotated, gt, points, none).item(), abs=1e-6)
+    # A 180 deg turn of a 2-fold symmetric model costs nothing; of an asymmetric one it does.
+    half_turn = Pose(gt.R @ axis_angle_y(torch.tensor([math.pi])), gt.t, gt.s)
+    assert loss(half_turn, two) == pytest.approx(0.0, abs=1e-6) and loss(half_turn) > 0.3
+    # Errors in several parts add up, each measured from the ground truth of the others.
+    everything = Pose(gt.R @ turn, shifted.t, gt.s * 1.1)
+    scaled = Pose(gt.R, gt.t, gt.s * 1.1)
+    assert loss(everything) == pytest.approx(loss(rotated) + loss(shifted) + loss(scaled), abs=1e-5)
+    with pytest.raises(ValueError, match="alignment loss must be one of"):
+        alignment_loss(gt, gt, points, none, mask, kind="l2")
+
+
 def test_losses_do_not_cross_over_between_update_and_classifier_examples():
     gt = Pose.cat([_gt(), _gt()])
     points = _box_points().expand(2, -1, -1)

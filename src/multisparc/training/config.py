@@ -19,6 +19,7 @@ import yaml
 from multisparc.inputs import InputConfig
 from multisparc.model import ModelConfig
 from multisparc.scenes import NOISE_LEVELS, SceneConfig
+from multisparc.training.losses import POINT_LOSSES
 
 PRESETS: tuple[str, ...] = ("paper", "cpu", "tiny")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
@@ -45,6 +46,7 @@ class TrainConfig:
     n_loss: CAD points of the alignment loss (paper: 1000). classifier_ratio: share of objects that are
         classifier examples (paper: 1 in 4). near_init_ratio: share of update examples starting where
         the test-time initialisation would (`training.examples`; paper: 0, all from z ~ U(1, 5) m).
+    loss: the alignment loss, "points" (the paper's) or "disentangled" (`training.losses`).
     num_workers: data-loader processes rendering training images (0 = in the training process).
     val_scenes: size of the fixed validation set; val_every, checkpoint_every, log_every: in steps.
     max_steps: stop after this many steps (batches); time_budget_s: stop after this many seconds of
@@ -66,6 +68,7 @@ class TrainConfig:
     n_loss: int = 1000
     classifier_ratio: float = 0.25
     near_init_ratio: float = 0.0
+    loss: str = "points"
     num_workers: int = 2
     val_scenes: int = 64
     val_every: int = 500
@@ -92,6 +95,8 @@ class TrainConfig:
             raise ValueError(f"classifier_ratio must lie in [0, 1], got {self.classifier_ratio!r}")
         if not 0.0 <= self.near_init_ratio <= 1.0:
             raise ValueError(f"near_init_ratio must lie in [0, 1], got {self.near_init_ratio!r}")
+        if self.loss not in POINT_LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(sorted(POINT_LOSSES))}, got {self.loss!r}")
         if not self.lr > 0 or not self.weight_decay >= 0:
             raise ValueError(
                 f"lr must be > 0 and weight_decay >= 0, got {self.lr!r} and {self.weight_decay!r}"

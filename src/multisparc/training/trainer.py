@@ -250,7 +250,7 @@ def train_batch(
         update, logit = predict(model, images, sources, poses, config.model.n_mul, device)
         predicted = apply_update(poses, update)
         align = alignment_loss(
-            predicted, targets.gt, targets.loss_points, targets.sym_rotations, targets.update_mask
+            predicted, targets.gt, targets.loss_points, targets.sym_rotations, targets.update_mask, config.loss
         )
         labels = classifier_labels(poses, targets.gt, targets.sym)
         classify = classifier_loss(logit, labels, targets.classifier_mask)
