@@ -41,6 +41,26 @@ def test_resumed_steps_keep_the_last_record_and_sort(tmp_path: Path) -> None:
     assert lines[2].split("|")[1].strip() == "250" and lines[3].split("|")[4].strip() == "40.0"
 
 
+def test_a_later_phase_continues_the_step_and_time_of_the_earlier(tmp_path: Path) -> None:
+    (tmp_path / "one").mkdir(), (tmp_path / "two").mkdir()
+    first = _write(tmp_path / "one" / "metrics.jsonl", [_record(250, 0.1, 0.1), _record(500, 0.2, 0.2)])
+    second = _write(tmp_path / "two" / "metrics.jsonl", [_record(250, 0.15, 0.3)])
+    first, second = LearningCurve.read(first), LearningCurve.read(second)
+    chained = second.after(first)
+    assert [r["step"] for r in chained.records] == [250, 500, 750]
+    assert chained.last["elapsed_s"] == pytest.approx(3600.0 * 0.35)
+    assert chained.last["val/align_acc_refined"] == 0.3
+    # From the command line: the curve and table of both phases.
+    from multisparc import cli
+
+    markdown = tmp_path / "B.md"
+    argv = ["bench", "training", "--run", str(tmp_path / "two"), "--after", str(tmp_path / "one"),
+            "--plot", str(tmp_path / "curve.png"), "--markdown", str(markdown)]
+    assert cli.main(argv) == 0
+    text = markdown.read_text()
+    assert "750 steps, 0.35 h" in text and f"after `{tmp_path / 'one'}`" in text
+
+
 def test_plot_writes_a_png(tmp_path: Path) -> None:
     curve = LearningCurve.read(_write(tmp_path / "metrics.jsonl", [_record(s, s / 1000, s / 2000) for s in (1, 2, 3)]))
     out = curve.plot(tmp_path / "curve.png")

@@ -1,9 +1,10 @@
 """Learning curve of a training run, read from its `metrics.jsonl` (written by the trainer).
 
 Every validation record holds the step, the training time so far (`elapsed_s`, summed over resumed
-runs) and the fixed validation set's metrics: alignment accuracy (20 cm / 20 deg / 20 %) of the
-initial and the refined poses, the mean point distance before and after refinement, and the
-classifier's accuracy on classifier poses and on the refined poses.
+runs; `LearningCurve.after` chains a run that started from an earlier phase's weights) and the fixed
+validation set's metrics: alignment accuracy (20 cm / 20 deg / 20 %) of the initial and the refined
+poses, the mean point distance before and after refinement, and the classifier's accuracy on
+classifier poses and on the refined poses.
 """
 
 from __future__ import annotations
@@ -58,6 +59,16 @@ class LearningCurve:
         if not by_step:
             raise MetricsError(path, "holds no validation record yet")
         return cls(path, [by_step[step] for step in sorted(by_step)])
+
+    def after(self, earlier: LearningCurve) -> LearningCurve:
+        """This run as the continuation of `earlier` (a phase that ended where this one started from its
+        weights): earlier's records, then these with step and training time counted on from its last."""
+        offset_step, offset_s = earlier.last["step"], earlier.last["elapsed_s"]
+        shifted = [
+            {**record, "step": record["step"] + offset_step, "elapsed_s": record["elapsed_s"] + offset_s}
+            for record in self.records
+        ]
+        return LearningCurve(self.path, earlier.records + shifted)
 
     @property
     def last(self) -> dict[str, float]:

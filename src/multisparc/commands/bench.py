@@ -48,6 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     speed.add_argument("--seed", type=int, default=0)
     training = sub.add_parser("training", help="learning curve of a training run (metrics.jsonl)")
     training.add_argument("--run", type=Path, required=True, help="the run folder (holds metrics.jsonl)")
+    training.add_argument(
+        "--after", type=Path, nargs="+", default=[],
+        help="earlier phases, in order, whose weights the run started from (--init-from): their records come first",
+    )
     training.add_argument("--command", default=None, help="the command that trained the run, for the record")
     training.add_argument("--plot", type=Path, default=None, help="PNG path (default: RUN/learning_curve.png)")
     training.add_argument("--rows", type=int, default=12, help="validation records in the table")
@@ -131,16 +135,24 @@ def _training(args: argparse.Namespace) -> int:
     from multisparc.benchmarks.training import LearningCurve
 
     curve = LearningCurve.read(args.run / "metrics.jsonl")
+    if args.after:
+        earlier = LearningCurve.read(args.after[0] / "metrics.jsonl")
+        for phase in [*args.after[1:], args.run]:
+            earlier = LearningCurve.read(phase / "metrics.jsonl").after(earlier)
+        curve = earlier
     plot = curve.plot(args.plot or args.run / "learning_curve.png")
     table = curve.table(args.rows)
     print(table)
     print(f"learning curve: {plot}")
     last = curve.last
     trained_by = f"Trained by: `{args.command}`  \n" if args.command else ""
+    phases = f" after {', '.join(f'`{phase}`' for phase in args.after)}" if args.after else ""
     body = (
-        f"{trained_by}Run: `{args.run}`, {int(last['step'])} steps, {last['elapsed_s'] / 3600.0:.2f} h of training. "
-        "Validation: the run's fixed, seeded set of synthetic scenes; every true detection starts from a "
-        "training-style initial pose (within 45 deg azimuth, 1-5 m depth) and is refined 3 times; accuracy = "
+        f"{trained_by}Run: `{args.run}`{phases}, {int(last['step'])} steps, {last['elapsed_s'] / 3600.0:.2f} h of "
+        "training. Validation: the run's fixed, seeded set of synthetic scenes; every true detection starts "
+        "from an initial pose drawn as the run's update examples are (`training.examples`: within 45 deg "
+        "azimuth of the truth, placed near the test-time initialisation or at z ~ U(1, 5) m as the run's "
+        "near_init_ratio says) and is refined 3 times; accuracy = "
         "20 cm / 20 deg / 20 % (per-axis scale); point L1 = mean L1 distance of 1000 CAD points to the "
         "ground truth (symmetry-aware); classifier accuracy on classifier-region poses (about half correct).\n\n"
         f"{table}\n\n![learning curve]({plot.as_posix()})\n"
