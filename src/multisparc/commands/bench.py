@@ -131,24 +131,22 @@ def _speed(args: argparse.Namespace) -> int:
 
 
 def _training(args: argparse.Namespace) -> int:
+    import functools
+
     from multisparc.benchmarks.report import section, update_markdown
     from multisparc.benchmarks.training import LearningCurve
 
-    curve = LearningCurve.read(args.run / "metrics.jsonl")
-    if args.after:
-        earlier = LearningCurve.read(args.after[0] / "metrics.jsonl")
-        for phase in [*args.after[1:], args.run]:
-            earlier = LearningCurve.read(phase / "metrics.jsonl").after(earlier)
-        curve = earlier
+    phases = [LearningCurve.read(phase / "metrics.jsonl") for phase in [*args.after, args.run]]
+    curve = functools.reduce(lambda earlier, later: later.after(earlier), phases)
     plot = curve.plot(args.plot or args.run / "learning_curve.png")
     table = curve.table(args.rows)
     print(table)
     print(f"learning curve: {plot}")
     last = curve.last
     trained_by = f"Trained by: `{args.command}`  \n" if args.command else ""
-    phases = f" after {', '.join(f'`{phase}`' for phase in args.after)}" if args.after else ""
+    after = f" after {', '.join(f'`{phase}`' for phase in args.after)}" if args.after else ""
     body = (
-        f"{trained_by}Run: `{args.run}`{phases}, {int(last['step'])} steps, {last['elapsed_s'] / 3600.0:.2f} h of "
+        f"{trained_by}Run: `{args.run}`{after}, {int(last['step'])} steps, {last['elapsed_s'] / 3600.0:.2f} h of "
         "training. Validation: the run's fixed, seeded set of synthetic scenes; every true detection starts "
         "from an initial pose drawn as the run's update examples are (`training.examples`: within 45 deg "
         "azimuth of the truth, placed near the test-time initialisation or at z ~ U(1, 5) m as the run's "

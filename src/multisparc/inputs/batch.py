@@ -91,8 +91,8 @@ def collate(items: Sequence[tuple[Tensor, Tensor, Tensor]], n_mul: int) -> Token
 
     items: (tokens (K_i, N_input, 13), token_mask (K_i, N_input) bool, rotations (K_i, 3, 3) of the poses
     the tokens were made under) with 1 <= K_i <= n_mul and the same N_input for all; object k of item i
-    lands in slot k of batch row i. The detection_id channel of the
-    real tokens is rewritten to the slot, so a chunk of a large image looks like a small image.
+    lands in slot k of batch row i. The detection_id channel of the real tokens is rewritten to the
+    slot, so a chunk of a large image looks like a small image.
     """
     _check_n_mul(n_mul)
     if not items:

@@ -55,7 +55,11 @@ def hypothesis_frames(tokens: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
     tokens (..., N, 13) of one object each, valid (..., N) bool. An object without valid CAD tokens
     gets centre (0, 0, 1) and radius 1, harmless values for padded slots.
     """
-    points = token_points(tokens)
+    return _frames(token_points(tokens), tokens, valid)
+
+
+def _frames(points: Tensor, tokens: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
+    """`hypothesis_frames` from the tokens' points (..., N, 3), computed once by the caller."""
     cad = valid & (tokens[..., TOKEN_TYPE].round() == TYPE_CAD)
     weights = cad.to(tokens.dtype)[..., None]
     count = weights.sum(-2)
@@ -73,7 +77,8 @@ def token_points(tokens: Tensor) -> Tensor:
     z-depth. Zero where the depth is unknown (0)."""
     bearing, depth = tokens[..., BEARING], tokens[..., DEPTH]
     bz = bearing[..., 2]
-    scale = torch.where(bz.abs() > 1e-6, depth / torch.where(bz.abs() > 1e-6, bz, torch.ones_like(bz)), 0.0)
+    facing = bz.abs() > 1e-6
+    scale = torch.where(facing, depth / torch.where(facing, bz, 1.0), 0.0)
     return bearing * scale[..., None]
 
 
@@ -88,9 +93,10 @@ def object_frame_features(tokens: Tensor, valid: Tensor, rotations: Tensor | Non
     """tokens (..., N, 13) of one object each, valid (..., N) bool, rotations (..., 3, 3) camera from
     object of each object's hypothesis (None: the identity) -> (..., N, N_FEATURES) features of the
     module docstring. Invalid tokens get zero features."""
-    centre, radius = hypothesis_frames(tokens, valid)
+    points = token_points(tokens)
+    centre, radius = _frames(points, tokens, valid)
     has_depth = tokens[..., DEPTH] > 0
-    rel = (token_points(tokens) - centre[..., None, :]) / radius[..., None, None]
+    rel = (points - centre[..., None, :]) / radius[..., None, None]
     rel = torch.where(has_depth[..., None], rel.clamp(-REL_CLIP, REL_CLIP), 0.0)
     normal, bearing = tokens[..., NORMAL], tokens[..., BEARING]
     if rotations is None:
