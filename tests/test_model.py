@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import math
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from multisparc.geometry import Pose, apply_update, random_rotation
 from multisparc.inputs import DETECTION_ID, TOKEN_TYPE
 from multisparc.model import N_OUT, ModelConfig, MultiSparcNet, NetOutput
+from multisparc.model.embedding import N_PAIR_FEATURES
 from multisparc.training.lamb import Lamb
 
 B, M, N = 3, 5, 40
@@ -442,3 +444,74 @@ def test_object_frame_features_place_tokens_relative_to_the_hypothesis() -> None
     object_axes = object_frame_features(tokens, valid, turned)[:, object_rel]
     assert torch.allclose(object_axes[8], torch.tensor([-0.3 / math.sqrt(0.75), 0.0, 0.0]), atol=1e-5)
     assert torch.allclose(object_axes, rel @ turned, atol=1e-6)
+
+
+def test_pair_features_compare_each_cad_point_with_its_pixel() -> None:
+    from multisparc.model.embedding import N_FREQUENCIES, N_PAIR_FEATURES, pair_features
+
+    # Layout of one object: 1 box token, 2 reprojected, 2 CAD tokens (n_cad = 2), CAD points 0.5 m apart
+    # around (0, 0, 2): radius 0.25 m.
+    cad = [_token([-0.25, 0.0, 2.0], 2), _token([0.25, 0.0, 2.0], 2)]
+    cad[0][3:6] = torch.tensor([0.0, 0.0, -1.0])  # faces the camera: azimuth 180 deg about +Y
+    cad[1][3:6] = torch.tensor([1.0, 0.0, 0.0])
+    # Pixel 0 sees a surface 0.1 m behind CAD point 0, its normal turned 30 deg about +Y (towards -x);
+    # pixel 1 is outside the image.
+    seen = _token([-0.25 * 2.1 / 2.0, 0.0, 2.1], 1)
+    turn = math.radians(30.0)
+    seen[3:6] = torch.tensor([-math.sin(turn), 0.0, -math.cos(turn)])
+    tokens = torch.stack([_token([0.0, 0.0, 2.0], 0), seen, torch.zeros(13), *cad])
+    valid = torch.tensor([True, True, False, True, True])
+
+    features = pair_features(tokens, valid, n_pairs=2)
+    assert features.shape == (5, N_PAIR_FEATURES)
+    residual, flag = 0.1 / 0.25, 1 + 2 * N_FREQUENCIES
+    agreement, turned, own = flag + 4, slice(flag + 5, flag + 11), slice(flag + 11, None)
+    for row in (1, 3):  # both tokens of the valid pair carry its features
+        assert features[row, 0].item() == pytest.approx(residual, rel=1e-5)
+        assert features[row, 1].item() == pytest.approx(math.sin(math.pi * residual), abs=1e-5)
+        assert features[row, flag].item() == 1.0
+        difference = torch.tensor([-math.sin(turn), 0.0, 1.0 - math.cos(turn)])
+        assert torch.allclose(features[row, flag + 1 : flag + 4], difference, atol=1e-6)
+        assert features[row, agreement].item() == pytest.approx(math.cos(turn), rel=1e-6)
+        # The turn between the normals, harmonics 1, 2, 4: azimuth 180 + 30 deg against 180 deg.
+        expected = [math.cos(k * turn) for k in (1, 2, 4)] + [math.sin(k * turn) for k in (1, 2, 4)]
+        assert torch.allclose(features[row, turned], torch.tensor(expected), atol=1e-6)
+    assert torch.equal(features[[0, 2, 4], :own.start], torch.zeros(3, own.start))  # box token, invalid pair
+    # Every valid token's own normal: CAD normal 1 points along +x, azimuth 90 deg; the box token has
+    # no normal; the invalid token gets nothing.
+    assert torch.allclose(features[4, own], torch.tensor([0.0, -1.0, 1.0, 1.0, 0.0, 0.0]), atol=1e-6)
+    assert torch.equal(features[[0, 2], own], torch.zeros(2, 6))
+
+    # Under a hypothesis turned 90 deg about the camera's y axis the normal residual along camera -z
+    # reads along object +x (a zeroed CAD normal makes the residual the pixel's normal), and the turn
+    # between normals is unchanged: it does not depend on the hypothesis.
+    cad_without_normal = tokens.clone()
+    cad_without_normal[3, 3:6] = 0.0
+    cad_without_normal[1, 3:6] = torch.tensor([0.0, 0.0, -1.0])
+    quarter = torch.tensor([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]])
+    rotated = pair_features(cad_without_normal, valid, 2, quarter)
+    assert torch.allclose(rotated[1, flag + 1 : flag + 4], torch.tensor([1.0, 0.0, 0.0]), atol=1e-6)
+    assert torch.allclose(pair_features(tokens, valid, 2, quarter)[1, turned], features[1, turned], atol=1e-6)
+
+    with pytest.raises(ValueError, match="compare_pairs must equal the inputs' n_cad"):
+        pair_features(tokens, valid, n_pairs=1)  # would pair CAD token 0 with reprojected token 1
+
+
+def test_a_network_grown_with_compared_pairs_starts_as_the_network_it_grew_from() -> None:
+    from multisparc.model import with_compare_pairs
+
+    n_cad = 6
+    tokens = random_tokens(B, M, 4 + 2 * n_cad, seed=3)
+    tokens[..., 4 : 4 + n_cad, TOKEN_TYPE] = 1.0
+    tokens[..., 4 + n_cad :, TOKEN_TYPE] = 2.0
+    tokens[..., 6] = tokens[..., 6].abs() + 1.0  # known depths
+    mask = object_mask_with_padding()
+    net = make_net(SMALL)
+    grown = MultiSparcNet(replace(SMALL, compare_pairs=n_cad)).eval()
+    grown.load_state_dict(with_compare_pairs(net.state_dict(), n_cad))
+    before, after = net(tokens, mask), grown(tokens, mask)
+    assert torch.allclose(before.update, after.update, atol=1e-6)
+    assert torch.allclose(before.logit, after.logit, atol=1e-6)
+    with torch.no_grad():  # the pair features do reach the outputs
+        grown.embedding.features.weight[:, -N_PAIR_FEATURES:].normal_(0.0, 1.0)
+    assert not torch.allclose(grown(tokens, mask).update[mask], before.update[mask], atol=1e-4)

@@ -7,6 +7,7 @@ import math
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -348,9 +349,26 @@ def test_a_new_run_can_start_from_a_model_file(tmp_path: Path, tiny: TrainConfig
     started = load_model_file(tmp_path / "second" / "model.pt")["state_dict"]
     for name, tensor in weights.items():
         assert torch.equal(tensor, started[name]), name
-    other = config.replace(model=load_config("cpu").model)
+    other = config.replace(model=replace(config.model, n_latent=config.model.n_latent + 1))
     with pytest.raises(ValueError, match="its network differs"):
         train(other, tmp_path / "third", init_from=first / "model.pt")
+
+
+def test_a_run_with_compared_pairs_can_start_from_a_network_without(tmp_path: Path, tiny: TrainConfig):
+    plain = tiny.replace(val_scenes=0, max_steps=1, model=replace(tiny.model, compare_pairs=0))
+    _run(plain, tmp_path / "plain")
+    plain_model = tmp_path / "plain" / "model.pt"
+    weights = load_model_file(plain_model)["state_dict"]
+    grown = train(tiny.replace(val_scenes=0, max_steps=0), tmp_path / "grown", init_from=plain_model)
+    assert grown["step"] == 0
+    started = load_model_file(tmp_path / "grown" / "model.pt")["state_dict"]
+    key = "embedding.features.weight"
+    for name, tensor in weights.items():
+        if name != key:
+            assert torch.equal(tensor, started[name]), name
+    n_old = weights[key].shape[1]
+    assert torch.equal(started[key][:, :n_old], weights[key])
+    assert started[key].shape[1] > n_old and not started[key][:, n_old:].any()
 
 
 def test_checkpoints_are_written_atomically(tmp_path: Path, monkeypatch):

@@ -103,6 +103,11 @@ class Aligner:
             raise ValueError(f"n_refine must be a non-negative integer, got {n_refine!r}")
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        if model.config.compare_pairs not in (0, input_config.n_cad):
+            raise ValueError(
+                f"the network compares {model.config.compare_pairs} CAD points per object, but the inputs "
+                f"sample n_cad = {input_config.n_cad}"
+            )
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.precision = precision

@@ -31,6 +31,9 @@ class ModelConfig:
     share_block_weights: blocks 2..n_blocks share one set of weights (Perceiver's weight tying); the
         first block keeps its own, as Perceiver found tying the first cross-attention unstable.
     dropout: on attention weights and MLP hidden activations, in training only.
+    compare_pairs: 0 (the paper), or the inputs' n_cad: the embedding then compares each reprojected
+        token with its CAD token and adds the normals' azimuth harmonics about the hypothesis' up axis
+        (`multisparc.model.embedding.pair_features`).
     """
 
     n_latent: int = 80
@@ -48,6 +51,7 @@ class ModelConfig:
     joint_decoding: bool = False
     share_block_weights: bool = False
     dropout: float = 0.0
+    compare_pairs: int = 0
 
     def __post_init__(self) -> None:
         positive = ("n_latent", "c_latent", "n_blocks", "n_heads", "cross_heads", "dim_head", "mlp_ratio", "n_mul")
@@ -57,6 +61,8 @@ class ModelConfig:
                 raise ValueError(f"ModelConfig.{name} must be a positive integer, got {value!r}")
         if isinstance(self.n_self_attn, bool) or not isinstance(self.n_self_attn, int) or self.n_self_attn < 0:
             raise ValueError(f"ModelConfig.n_self_attn must be a non-negative integer, got {self.n_self_attn!r}")
+        if isinstance(self.compare_pairs, bool) or not isinstance(self.compare_pairs, int) or self.compare_pairs < 0:
+            raise ValueError(f"ModelConfig.compare_pairs must be a non-negative integer, got {self.compare_pairs!r}")
         if self.c_input != C_INPUT:
             raise ValueError(
                 f"ModelConfig.c_input must be {C_INPUT} (the token layout of multisparc.inputs), got {self.c_input!r}"

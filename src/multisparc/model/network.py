@@ -10,7 +10,8 @@ Token embedding (`multisparc.model.embedding`): every token with a depth becomes
 the object's current hypothesis (centre and size read from its own CAD tokens), in camera axes and in
 the hypothesis' own axes (its rotation, the optional `rotations` input that `TokenBatch` carries), with
 Fourier features, next to the rgb, normal, mask and bearing channels; the token type (box, reprojected,
-CAD) enters through a learned embedding of its 3 values.
+CAD) enters through a learned embedding of its 3 values. With `compare_pairs` (not in the paper) each CAD
+point is also compared with the pixel it reprojects onto (`multisparc.model.embedding.pair_features`).
 
 Slot identity: the detection_id channel equals the slot m (`multisparc.inputs.collate` writes it), and
 the network takes the slot from the object's position along M instead, never feeding ids as numbers.
@@ -45,7 +46,7 @@ from torch import Tensor, nn
 from multisparc.geometry import UPDATE_SIZE
 from multisparc.model.blocks import CrossAttentionBlock, MeanDecoder, SelfAttentionLayer
 from multisparc.model.config import ModelConfig
-from multisparc.model.embedding import N_FEATURES, TokenEmbedding
+from multisparc.model.embedding import N_FEATURES, N_PAIR_FEATURES, TokenEmbedding
 
 #: Outputs per object: the pose update and the correctness logit.
 N_OUT = UPDATE_SIZE + 1
@@ -67,7 +68,7 @@ class MultiSparcNet(nn.Module):
         self.config = config = config or ModelConfig()
         n_slots = config.n_mul if config.uses_slot_identity else None
         c = config.c_latent
-        self.embedding = TokenEmbedding(c, n_slots)
+        self.embedding = TokenEmbedding(c, n_slots, config.compare_pairs)
         self.latents = nn.Parameter(0.02 * torch.randn(config.n_latent, c))
         self.latent_slots = nn.Parameter(0.02 * torch.randn(config.n_mul, c)) if n_slots is not None else None
         # With shared weights, blocks 2..n use one set of modules: the schedule names the set per block.
@@ -206,8 +207,28 @@ class MultiSparcNet(nn.Module):
             + linear(n_latents, self_inner, c)
             + mlp(n_latents)
         )
-        # The embedding turns 3 vectors of every token into the hypothesis' axes, then maps its features.
-        embedding = 3 * linear(n_tokens, 3, 3) + linear(n_tokens, N_FEATURES, c)
+        # The embedding turns 3 vectors of every token into the hypothesis' axes; comparing pairs turns
+        # every normal again (for its azimuth) and the normal residual of every pair; then it maps the
+        # features.
+        compared = config.compare_pairs > 0
+        embedding = (
+            (4 if compared else 3) * linear(n_tokens, 3, 3)
+            + linear(batch * m * config.compare_pairs, 3, 3)
+            + linear(n_tokens, self.embedding.features.in_features, c)
+        )
         n_decoded = batch if config.joint_decoding else batch * m
         decoder = linear(n_decoded, c, hidden) + linear(n_decoded, hidden, self.decoder.out.out_features)
         return embedding + config.n_blocks * (cross + config.n_self_attn * self_layer) + decoder
+
+
+def with_compare_pairs(state_dict: dict[str, Tensor], n_pairs: int) -> dict[str, Tensor]:
+    """The state dict of a network with compare_pairs = 0, grown to load into the same network with
+    compare_pairs = n_pairs: the embedding's linear layer gets zero weights for the appended pair
+    features, so the grown network computes exactly what the given one did until training moves them."""
+    key = "embedding.features.weight"
+    weight = state_dict[key]
+    if weight.shape[1] != N_FEATURES:
+        raise ValueError(f"{key} has {weight.shape[1]} input features, expected {N_FEATURES} (no compared pairs)")
+    grown = dict(state_dict)
+    grown[key] = torch.cat([weight, weight.new_zeros(weight.shape[0], N_PAIR_FEATURES if n_pairs else 0)], dim=1)
+    return grown

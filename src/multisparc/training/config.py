@@ -89,6 +89,10 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        if self.model.compare_pairs not in (0, self.inputs.n_cad):
+            raise ValueError(
+                f"model.compare_pairs must be 0 or inputs.n_cad = {self.inputs.n_cad}, got {self.model.compare_pairs}"
+            )
         if self.noise not in NOISE_LEVELS:
             raise ValueError(f"noise must be one of {', '.join(NOISE_LEVELS)}, got {self.noise!r}")
         if not 0.0 <= self.classifier_ratio <= 1.0:

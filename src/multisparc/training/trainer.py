@@ -28,7 +28,7 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -41,7 +41,7 @@ from multisparc.cad.procedural import build_library
 from multisparc.datasets.pixels import PixelSource
 from multisparc.geometry import Pose, apply_update, is_aligned, symmetry_rotations
 from multisparc.inputs import chunk_indices, collate, step_tokens, uncollate
-from multisparc.model import MultiSparcNet
+from multisparc.model import ModelConfig, MultiSparcNet, with_compare_pairs
 from multisparc.render import RayCaster
 from multisparc.training.checkpoint import (
     export_model,
@@ -430,11 +430,16 @@ def train(
 
 
 def _initial_weights(config: TrainConfig, path: Path) -> dict[str, Tensor]:
-    """The state dict of the model file at `path`, checked to fit config.model."""
+    """The state dict of the model file at `path`, checked to fit config.model. A network without
+    compared pairs may start one with them (`with_compare_pairs`): the rest of it is the same network."""
     data = load_model_file(path)
-    if data["model_config"] != config.model.to_dict():
-        raise ValueError(f"{path}: its network differs from the config's model section; cannot start from it")
-    return data["state_dict"]
+    saved = ModelConfig.from_dict(data["model_config"])
+    if saved == config.model:
+        return data["state_dict"]
+    if saved.compare_pairs == 0 and replace(saved, compare_pairs=config.model.compare_pairs) == config.model:
+        log.info("%s: adding the compared-pair features (zero weights) to its embedding", path)
+        return with_compare_pairs(data["state_dict"], config.model.compare_pairs)
+    raise ValueError(f"{path}: its network differs from the config's model section; cannot start from it")
 
 
 def _train(
