@@ -130,6 +130,13 @@ def test_disentangled_loss_splits_rotation_translation_and_scale():
     assert loss(everything) == pytest.approx(loss(rotated) + loss(shifted) + loss(scaled), abs=1e-5)
     with pytest.raises(ValueError, match="alignment loss must be one of"):
         alignment_loss(gt, gt, points, none, mask, kind="l2")
+    # The rotation weight scales the rotation part only.
+    weighted = alignment_loss(everything, gt, points, none, mask, "disentangled", rotation_weight=5.0).item()
+    assert weighted == pytest.approx(5.0 * loss(rotated) + loss(shifted) + loss(scaled), abs=1e-5)
+    with pytest.raises(ValueError, match="needs the disentangled loss"):
+        alignment_loss(everything, gt, points, none, mask, "points", rotation_weight=5.0)
+    with pytest.raises(ValueError, match="weighs a part of loss: disentangled"):
+        load_config("tiny").replace(loss="points", rotation_weight=2.0)
 
 
 def test_losses_do_not_cross_over_between_update_and_classifier_examples():

@@ -47,6 +47,7 @@ class TrainConfig:
         classifier examples (paper: 1 in 4). near_init_ratio: share of update examples starting where
         the test-time initialisation would (`training.examples`; paper: 0, all from z ~ U(1, 5) m).
     loss: the alignment loss, "points" (the paper's) or "disentangled" (`training.losses`).
+    rotation_weight: of the disentangled loss's rotation part (1 = the plain sum; `training.losses`).
     num_workers: data-loader processes rendering training images (0 = in the training process).
     val_scenes: size of the fixed validation set; val_every, checkpoint_every, log_every: in steps.
     max_steps: stop after this many steps (batches); time_budget_s: stop after this many seconds of
@@ -69,6 +70,7 @@ class TrainConfig:
     classifier_ratio: float = 0.25
     near_init_ratio: float = 0.0
     loss: str = "points"
+    rotation_weight: float = 1.0
     num_workers: int = 2
     val_scenes: int = 64
     val_every: int = 500
@@ -101,6 +103,12 @@ class TrainConfig:
             raise ValueError(f"near_init_ratio must lie in [0, 1], got {self.near_init_ratio!r}")
         if self.loss not in POINT_LOSSES:
             raise ValueError(f"loss must be one of {', '.join(sorted(POINT_LOSSES))}, got {self.loss!r}")
+        if not self.rotation_weight > 0:
+            raise ValueError(f"rotation_weight must be > 0, got {self.rotation_weight!r}")
+        if self.rotation_weight != 1.0 and self.loss != "disentangled":
+            raise ValueError(
+                f"rotation_weight {self.rotation_weight} weighs a part of loss: disentangled, not {self.loss!r}"
+            )
         if not self.lr > 0 or not self.weight_decay >= 0:
             raise ValueError(
                 f"lr must be > 0 and weight_decay >= 0, got {self.lr!r} and {self.weight_decay!r}"

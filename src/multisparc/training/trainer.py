@@ -250,7 +250,13 @@ def train_batch(
         update, logit = predict(model, images, sources, poses, config.model.n_mul, device)
         predicted = apply_update(poses, update)
         align = alignment_loss(
-            predicted, targets.gt, targets.loss_points, targets.sym_rotations, targets.update_mask, config.loss
+            predicted,
+            targets.gt,
+            targets.loss_points,
+            targets.sym_rotations,
+            targets.update_mask,
+            config.loss,
+            config.rotation_weight,
         )
         labels = classifier_labels(poses, targets.gt, targets.sym)
         classify = classifier_loss(logit, labels, targets.classifier_mask)
