@@ -46,7 +46,8 @@ Why azimuth harmonics: indoor objects are mostly vertical planes at right angles
 hypothesis shows as one shift of all observed normals' azimuths, which the harmonic k = 4 reads
 unchanged across the four faces of a box. From the raw normals the network has to discover this
 product-and-angle structure first: trained to correct yaw alone on fresh synthetic images, the `cpu`
-network learned it within a few hundred steps with these features and not at all without them.
+network learned it within a few hundred steps with these features and not within twice as many
+without them.
 
 These features enter one linear layer, plus a learned embedding of the token type (box, reprojected,
 CAD), plus a learned slot embedding when the network needs slot identity. The features of one object
