@@ -61,6 +61,14 @@ def test_a_later_phase_continues_the_step_and_time_of_the_earlier(tmp_path: Path
     assert "750 steps, 0.35 h" in text and f"after `{tmp_path / 'one'}`" in text
 
 
+def test_a_metric_added_later_shows_where_recorded(tmp_path: Path) -> None:
+    later = {**_record(500, 0.2, 0.2), "val/select_acc": 0.125}
+    curve = LearningCurve.read(_write(tmp_path / "metrics.jsonl", [_record(250, 0.1, 0.1), later]))
+    rows = [line.split("|") for line in curve.table(rows=2).splitlines()[2:]]
+    assert [row[-2].strip() for row in rows] == ["-", "12.5"]
+    assert curve.plot(tmp_path / "curve.png").is_file()
+
+
 def test_plot_writes_a_png(tmp_path: Path) -> None:
     curve = LearningCurve.read(_write(tmp_path / "metrics.jsonl", [_record(s, s / 1000, s / 2000) for s in (1, 2, 3)]))
     out = curve.plot(tmp_path / "curve.png")

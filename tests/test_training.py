@@ -17,8 +17,17 @@ import torch
 
 from multisparc.cad.procedural import build_library
 from multisparc.categories import scale_range
-from multisparc.geometry import Pose, axis_angle_y, project, random_rotation, symmetry_rotations
+from multisparc.geometry import (
+    Pose,
+    apply_update,
+    axis_angle_y,
+    geodesic_angle,
+    project,
+    random_rotation,
+    symmetry_rotations,
+)
 from multisparc.training import data as data_module
+from multisparc.training import trainer as trainer_module
 from multisparc.training.checkpoint import (
     CheckpointError,
     export_model,
@@ -33,6 +42,7 @@ from multisparc.training.examples import (
     choose_classifier_examples,
     sample_classifier_poses,
     sample_update_poses,
+    turn_hypotheses,
 )
 from multisparc.training.lamb import Lamb
 from multisparc.training.losses import (
@@ -41,7 +51,14 @@ from multisparc.training.losses import (
     classifier_loss,
     symmetric_point_distances,
 )
-from multisparc.training.trainer import ObjectTargets, predict, train, train_batch
+from multisparc.training.trainer import (
+    ObjectTargets,
+    hypothesis_starts,
+    predict,
+    train,
+    train_batch,
+    validate,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -145,7 +162,6 @@ def test_losses_do_not_cross_over_between_update_and_classifier_examples():
     is_classifier = torch.tensor([False, True])
     update = torch.full((2, 10), 0.3, requires_grad=True)
     logit = torch.tensor([0.5, -0.5], requires_grad=True)
-    from multisparc.geometry import apply_update
 
     predicted = apply_update(gt, update)
     align = alignment_loss(predicted, gt, points, symmetry_rotations(["none", "none"]), ~is_classifier)
@@ -155,12 +171,7 @@ def test_losses_do_not_cross_over_between_update_and_classifier_examples():
     assert update.grad[0].abs().sum() > 0 and torch.all(update.grad[1] == 0)
     assert logit.grad[1] != 0 and logit.grad[0] == 0
     # With no example of a kind its loss is zero, not NaN.
-    assert (
-        alignment_loss(
-            predicted, gt, points, symmetry_rotations(["none", "none"]), torch.zeros(2, dtype=bool)
-        )
-        == 0
-    )
+    assert alignment_loss(predicted, gt, points, symmetry_rotations(["none", "none"]), torch.zeros(2, dtype=bool)) == 0
 
 
 # Examples -----------------------------------------------------------------------------------------
@@ -196,19 +207,14 @@ def test_update_examples_stay_within_the_stated_bounds():
     boxes = np.tile([[40.0, 30.0, 200.0, 150.0]], (n, 1))
     low, high = scale_range("chair", np.array([0.5, 0.9, 0.5]))
     poses = sample_update_poses(gt.R, boxes, K, np.tile(low, (n, 1)), np.tile(high, (n, 1)), rng)
-    tilt, elevation, azimuth = np.rad2deg(
-        roma.rotmat_to_euler("ZXY", gt.R.transpose(-1, -2) @ poses.R).numpy()
-    ).T
+    tilt, elevation, azimuth = np.rad2deg(roma.rotmat_to_euler("ZXY", gt.R.transpose(-1, -2) @ poses.R).numpy()).T
     for angles, bound in zip((tilt, azimuth, elevation), UPDATE_ROTATION_DEG, strict=True):
         assert np.abs(angles).max() <= bound + 1e-3
         assert np.abs(angles).max() > 0.9 * bound  # the whole range is used
     uv, z = project(poses.t, torch.tensor(K, dtype=torch.float32))
     assert torch.all((z >= 1 - 1e-5) & (z <= 5 + 1e-5))
     assert torch.all(
-        (uv[:, 0] >= 40 - 1e-3)
-        & (uv[:, 0] <= 200 + 1e-3)
-        & (uv[:, 1] >= 30 - 1e-3)
-        & (uv[:, 1] <= 150 + 1e-3)
+        (uv[:, 0] >= 40 - 1e-3) & (uv[:, 0] <= 200 + 1e-3) & (uv[:, 1] >= 30 - 1e-3) & (uv[:, 1] <= 150 + 1e-3)
     )
     assert np.all((poses.s.numpy() >= low - 1e-6) & (poses.s.numpy() <= high + 1e-6))
 
@@ -243,9 +249,7 @@ def test_near_update_examples_start_where_the_test_time_initialisation_would():
 def test_images_depend_only_on_their_seed(builder: ImageBuilder):
     first, again = (builder.build(image_seed(0, 0, 3, 0, 1)) for _ in range(2))
     other_rank = builder.build(image_seed(0, 0, 3, 1, 1))
-    assert torch.equal(first.box_tokens, again.box_tokens) and torch.equal(
-        first.update_poses.t, again.update_poses.t
-    )
+    assert torch.equal(first.box_tokens, again.box_tokens) and torch.equal(first.update_poses.t, again.update_poses.t)
     assert not torch.equal(first.gt.t[:1], other_rank.gt.t[:1])
     count = first.n_detections
     assert first.box_tokens.shape == (count, 32, 13) and first.loss_points.shape == (count, 100, 3)
@@ -293,14 +297,11 @@ def test_training_on_a_fixed_batch_lowers_the_loss(builder: ImageBuilder, tiny: 
     everything = targets.has_gt
 
     def first_pass_loss() -> float:
-        from multisparc.geometry import apply_update
 
         with torch.no_grad():
             update, _ = predict(model, images, sources, initial, tiny.model.n_mul, device)
             predicted = apply_update(initial, update)
-            return alignment_loss(
-                predicted, targets.gt, targets.loss_points, targets.sym_rotations, everything
-            ).item()
+            return alignment_loss(predicted, targets.gt, targets.loss_points, targets.sym_rotations, everything).item()
 
     before = first_pass_loss()
     for _ in range(4):
@@ -308,6 +309,99 @@ def test_training_on_a_fixed_batch_lowers_the_loss(builder: ImageBuilder, tiny: 
     after = first_pass_loss()
     assert after < before - 0.05, (before, after)
     assert {"loss/align", "acc/align_refined"} <= metrics.keys()
+
+
+def _quarter_turns(R_from: torch.Tensor, R_to: torch.Tensor) -> torch.Tensor:
+    """(n,) k in 0..3 with R_to = R_from @ Ry(k * 90 deg); asserts that such a k exists."""
+    turns = torch.stack([R_from @ axis_angle_y(torch.tensor(k * math.pi / 2)) for k in range(4)])
+    error = torch.rad2deg(geodesic_angle(turns, R_to.unsqueeze(0).expand_as(turns)))  # (4, n)
+    best = error.min(dim=0)
+    assert torch.all(best.values < 1e-2), best.values
+    return best.indices
+
+
+def test_turned_hypotheses_are_quarter_turns_about_the_up_axis():
+    gt = _random_gt(400, np.random.default_rng(4))
+    turned = turn_hypotheses(gt, np.random.default_rng(5))
+    counts = torch.bincount(_quarter_turns(gt.R, turned.R), minlength=4)
+    assert torch.all(counts > 70), counts  # each of the 4 turns about equally often
+    assert torch.equal(turned.t, gt.t) and torch.equal(turned.s, gt.s)
+
+
+def test_hypothesis_examples_start_turned_and_follow_their_refinements(monkeypatch, cads_json: Path, tiny: TrainConfig):
+    from multisparc.model import MultiSparcNet
+
+    def make(refined: float) -> ImageBuilder:
+        return ImageBuilder(
+            cads_json,
+            tiny.scenes,
+            tiny.noise,
+            tiny.inputs,
+            tiny.n_loss,
+            tiny.refinement_steps,
+            0.5,
+            refined_classifier_ratio=refined,
+        )
+
+    seeds = [image_seed(7, 0, 0, 0, i) for i in range(6)]
+    plain = [make(0.0).build(seed) for seed in seeds]
+    images = [make(1.0).build(seed) for seed in seeds]
+    follows = torch.cat([image.follows_refinement for image in images])
+    assert torch.equal(follows, torch.cat([image.is_classifier for image in images])) and follows.any()
+    assert not torch.cat([image.follows_refinement for image in plain]).any()
+    # The same scene and update poses; the hypothesis examples' are turned by quarter turns.
+    before = Pose.cat([image.update_poses for image in plain])
+    after = Pose.cat([image.update_poses for image in images])
+    assert torch.equal(before.t, after.t)
+    turns = _quarter_turns(before.R, after.R)
+    assert torch.all(turns[~follows] == 0) and torch.any(turns[follows] != 0)
+
+    seen: list[tuple[Pose, torch.Tensor]] = []
+
+    def recording_predict(model, images_, sources_, poses, n_mul, device):
+        update, logit = predict(model, images_, sources_, poses, n_mul, device)
+        seen.append((poses.detach().clone(), update.detach().clone()))
+        return update, logit
+
+    monkeypatch.setattr(trainer_module, "predict", recording_predict)
+    caster = process_resources(str(cads_json))[1]
+    torch.manual_seed(0)
+    model = MultiSparcNet(tiny.model)
+    metrics = train_batch(
+        model,
+        Lamb(model.parameters(), lr=1e-3),
+        images,
+        [image.pixel_source(caster) for image in images],
+        tiny,
+        torch.device("cpu"),
+    ).means()
+    assert "acc/classifier_hypotheses" in metrics
+    (first, first_update), (second, _) = seen[0], seen[1]
+    assert torch.allclose(first.R[follows], after.R[follows])
+    followed = apply_update(first, first_update)  # pass 2 starts from pass 1's prediction
+    assert torch.allclose(second.t[follows], followed.t[follows], atol=1e-6)
+
+
+def test_validation_reports_the_test_time_selection(builder: ImageBuilder, tiny: TrainConfig):
+    from multisparc.model import MultiSparcNet
+
+    initial = _random_gt(5, np.random.default_rng(6))
+    starts = hypothesis_starts(initial)
+    turns = torch.stack([_quarter_turns(initial.R, start.R) for start in starts])  # (4 hypotheses, 5)
+    assert torch.equal(turns[0], torch.arange(5) % 4)  # each item mixes near and turned starts
+    assert torch.equal(torch.sort(turns, dim=0).values, torch.arange(4)[:, None].expand(4, 5))
+
+    images = [builder.build(image_seed(8, 1, i)) for i in range(3)]
+    torch.manual_seed(0)
+    metrics = validate(
+        MultiSparcNet(tiny.model),
+        images,
+        process_resources(str(builder.cads.source))[1],
+        tiny,
+        torch.device("cpu"),
+    )
+    assert 0.0 <= metrics["val/select_acc"] <= metrics["val/oracle_acc"] <= 1.0
+    assert 0.0 <= metrics["val/cls_acc_hypotheses"] <= 1.0
 
 
 def _run(config: TrainConfig, out: Path, resume: bool = False) -> dict:
@@ -329,18 +423,11 @@ def test_resume_after_a_stop_continues_exactly(tmp_path: Path, tiny: TrainConfig
     assert torch.equal(a["optimizer"]["state"][0]["exp_avg"], b["optimizer"]["state"][0]["exp_avg"])
     records = [json.loads(line) for line in (tmp_path / "stopped" / "metrics.jsonl").read_text().splitlines()]
     assert [record["step"] for record in records] == [2, 4]
-    assert {"val/align_acc_initial", "val/align_acc_refined", "val/cls_acc", "elapsed_s"} <= records[
-        -1
-    ].keys()
+    assert {"val/align_acc_initial", "val/align_acc_refined", "val/cls_acc", "elapsed_s"} <= records[-1].keys()
     assert records[-1]["val/align_acc_refined"] == pytest.approx(straight["val/align_acc_refined"])
     shipped = load_model_file(tmp_path / "stopped" / "model.pt")
-    assert (
-        shipped["model_config"] == config.model.to_dict()
-        and shipped["input_config"] == config.inputs.to_dict()
-    )
-    assert (tmp_path / "stopped" / "model.pt").stat().st_size < (
-        tmp_path / "stopped" / "checkpoint.pt"
-    ).stat().st_size
+    assert shipped["model_config"] == config.model.to_dict() and shipped["input_config"] == config.inputs.to_dict()
+    assert (tmp_path / "stopped" / "model.pt").stat().st_size < (tmp_path / "stopped" / "checkpoint.pt").stat().st_size
     with pytest.raises(ValueError, match="other settings of lr"):
         _run(config.replace(max_steps=6, lr=0.01), tmp_path / "stopped", resume=True)
 

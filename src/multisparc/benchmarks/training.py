@@ -3,8 +3,9 @@
 Every validation record holds the step, the training time so far (`elapsed_s`, summed over resumed
 runs; `LearningCurve.after` chains a run that started from an earlier phase's weights) and the fixed
 validation set's metrics: alignment accuracy (20 cm / 20 deg / 20 %) of the initial and the refined
-poses, the mean point distance before and after refinement, and the classifier's accuracy on
-classifier poses and on the refined poses.
+poses, the mean point distance before and after refinement, the classifier's accuracy on classifier
+poses and on the refined poses, and (runs since the trainer reports it) the test-time protocol's
+accuracy: 4 hypotheses refined, the one of highest score chosen.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ CURVES = {
     "val/align_acc_refined": "alignment accuracy, refined",
     "val/align_acc_initial": "alignment accuracy, initial poses",
     "val/cls_acc": "classifier accuracy",
+    "val/select_acc": "alignment accuracy, 4 hypotheses, best score chosen",
 }
 
 
@@ -79,9 +81,12 @@ class LearningCurve:
         hours = [record["elapsed_s"] / 3600.0 for record in self.records]
         fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
         for key, label in CURVES.items():
-            values = [100.0 * record[key] for record in self.records if key in record]
-            if len(values) == len(hours):
-                ax.plot(hours, values, marker="o", markersize=3, label=label)
+            # A metric the trainer added later starts part of the way along.
+            recorded = [
+                (hour, 100.0 * record[key]) for hour, record in zip(hours, self.records, strict=True) if key in record
+            ]
+            if recorded:
+                ax.plot(*zip(*recorded, strict=True), marker="o", markersize=3, label=label)
         ax.set_xlabel("training time [h]")
         ax.set_ylabel("validation accuracy [%]")
         ax.set_ylim(0, 100)
@@ -105,6 +110,7 @@ class LearningCurve:
             "point L1 initial [m]",
             "point L1 refined [m]",
             "classifier acc %",
+            "selected acc %",
         ]
         body = []
         for record in (self.records[i] for i in picked):
@@ -117,6 +123,7 @@ class LearningCurve:
                     _metres(record, "val/align_loss_initial"),
                     _metres(record, "val/align_loss_refined"),
                     _percent(record, "val/cls_acc"),
+                    _percent(record, "val/select_acc"),
                 ]
             )
         return markdown_table(header, body)

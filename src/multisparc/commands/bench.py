@@ -152,7 +152,10 @@ def _training(args: argparse.Namespace) -> int:
         "azimuth of the truth, placed near the test-time initialisation or at z ~ U(1, 5) m as the run's "
         "near_init_ratio says) and is refined 3 times; accuracy = "
         "20 cm / 20 deg / 20 % (per-axis scale); point L1 = mean L1 distance of 1000 CAD points to the "
-        "ground truth (symmetry-aware); classifier accuracy on classifier-region poses (about half correct).\n\n"
+        "ground truth (symmetry-aware); classifier accuracy on classifier-region poses (about half correct); "
+        "selected = the test-time protocol: every detection's 4 hypotheses 90 deg apart in azimuth (one of "
+        "them the start above), each refined 3 times, the one of highest score chosen ('-' before the "
+        "trainer reported it).\n\n"
         f"{table}\n\n![learning curve]({plot.as_posix()})\n"
     )
     if args.markdown is not None:

@@ -46,6 +46,8 @@ class TrainConfig:
     n_loss: CAD points of the alignment loss (paper: 1000). classifier_ratio: share of objects that are
         classifier examples (paper: 1 in 4). near_init_ratio: share of update examples starting where
         the test-time initialisation would (`training.examples`; paper: 0, all from z ~ U(1, 5) m).
+        refined_classifier_ratio: share of the classifier examples that start as a test-time hypothesis
+        and follow the network's refinements (`training.examples`; paper: 0, all from the regions).
     loss: the alignment loss, "points" (the paper's) or "disentangled" (`training.losses`).
     rotation_weight: of the disentangled loss's rotation part (1 = the plain sum; `training.losses`).
     num_workers: data-loader processes rendering training images (0 = in the training process).
@@ -69,6 +71,7 @@ class TrainConfig:
     n_loss: int = 1000
     classifier_ratio: float = 0.25
     near_init_ratio: float = 0.0
+    refined_classifier_ratio: float = 0.0
     loss: str = "points"
     rotation_weight: float = 1.0
     num_workers: int = 2
@@ -99,8 +102,9 @@ class TrainConfig:
             raise ValueError(f"noise must be one of {', '.join(NOISE_LEVELS)}, got {self.noise!r}")
         if not 0.0 <= self.classifier_ratio <= 1.0:
             raise ValueError(f"classifier_ratio must lie in [0, 1], got {self.classifier_ratio!r}")
-        if not 0.0 <= self.near_init_ratio <= 1.0:
-            raise ValueError(f"near_init_ratio must lie in [0, 1], got {self.near_init_ratio!r}")
+        for name in ("near_init_ratio", "refined_classifier_ratio"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)!r}")
         if self.loss not in POINT_LOSSES:
             raise ValueError(f"loss must be one of {', '.join(sorted(POINT_LOSSES))}, got {self.loss!r}")
         if not self.rotation_weight > 0:
@@ -110,9 +114,7 @@ class TrainConfig:
                 f"rotation_weight {self.rotation_weight} weighs a part of loss: disentangled, not {self.loss!r}"
             )
         if not self.lr > 0 or not self.weight_decay >= 0:
-            raise ValueError(
-                f"lr must be > 0 and weight_decay >= 0, got {self.lr!r} and {self.weight_decay!r}"
-            )
+            raise ValueError(f"lr must be > 0 and weight_decay >= 0, got {self.lr!r} and {self.weight_decay!r}")
         if self.max_steps is None and self.time_budget_s is None:
             raise ValueError("set max_steps or time_budget_s (or both): a run needs a stopping rule")
         if self.max_steps is not None and (not isinstance(self.max_steps, int) or self.max_steps < 0):

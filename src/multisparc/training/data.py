@@ -40,6 +40,7 @@ from multisparc.training.examples import (
     choose_classifier_examples,
     sample_classifier_poses,
     sample_update_poses,
+    turn_hypotheses,
 )
 
 TRAIN_STREAM = 0
@@ -61,7 +62,10 @@ class TrainingImage:
     has_gt (K,) bool: a true detection; sym: Scan2CAD tag per detection.
     update_poses: initial poses (K,) of update examples (Supp. B), drawn for every detection.
     is_classifier (K,) bool: the detection is a classifier example.
-    classifier_poses: poses (S, K) for classifier examples, one draw per refinement step.
+    follows_refinement (K,) bool: a classifier example that starts as a test-time hypothesis (its
+        update pose turned by a multiple of 90 deg) and follows its own refinements
+        (`training.examples`, hypothesis examples); the other classifier examples take region draws.
+    classifier_poses: poses (S, K) for the region classifier examples, one draw per refinement step.
     """
 
     scene: SyntheticScene
@@ -75,16 +79,12 @@ class TrainingImage:
     sym: list[str]
     update_poses: Pose
     is_classifier: torch.Tensor
+    follows_refinement: torch.Tensor
     classifier_poses: Pose
 
     @property
     def n_detections(self) -> int:
         return len(self.sym)
-
-    def poses_at(self, refinement: int, refined: Pose) -> Pose:
-        """Input poses (K,) of refinement step `refinement`: the classifier examples' draw for that step,
-        `refined` (K,) (the previous prediction, or update_poses at step 0) for all others."""
-        return select_poses(self.is_classifier, self.classifier_poses[refinement], refined)
 
     def pixel_source(self, caster: RayCaster) -> RenderedPixelSource:
         """The noisy observation of the scene, ray cast on demand by `caster` (this process's)."""
@@ -118,7 +118,8 @@ class ImageBuilder:
 
     refinement_steps: classifier poses are drawn for each step; classifier_ratio: share of classifier
     examples among the true detections; near_init_ratio: share of update examples that start near the
-    truth as the test-time initialisation does (`sample_update_poses`).
+    truth as the test-time initialisation does (`sample_update_poses`); refined_classifier_ratio: share
+    of the classifier examples that are hypothesis examples (`training.examples`).
     """
 
     def __init__(
@@ -131,6 +132,7 @@ class ImageBuilder:
         refinement_steps: int,
         classifier_ratio: float,
         near_init_ratio: float = 0.0,
+        refined_classifier_ratio: float = 0.0,
     ) -> None:
         self.cads, self.caster = process_resources(str(cads_json))
         self.sampler = SceneSampler(self.cads, scenes, self.caster)
@@ -140,10 +142,9 @@ class ImageBuilder:
         self.refinement_steps = refinement_steps
         self.classifier_ratio = classifier_ratio
         self.near_init_ratio = near_init_ratio
+        self.refined_classifier_ratio = refined_classifier_ratio
 
-    def _points(
-        self, cad_ids: list[str], n: int, rng: np.random.Generator
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _points(self, cad_ids: list[str], n: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """(K, n, 3) points and normals drawn without replacement from each CAD's pool (with, if n > pool)."""
         points, normals = [], []
         for cad_id in cad_ids:
@@ -165,23 +166,27 @@ class ImageBuilder:
         cad_points, cad_normals = self._points(cad_ids, self.inputs.n_cad, rng)
         loss_points, _ = self._points(cad_ids, self.n_loss, rng)
 
-        truth = [
-            scene.objects[det.object_index] if det.object_index is not None else None for det in detections
-        ]
+        truth = [scene.objects[det.object_index] if det.object_index is not None else None for det in detections]
         has_gt = np.array([obj is not None for obj in truth])
         gt_R, gt_t, gt_s = self._ground_truth(scene, truth, rng)
         gt = Pose(gt_R, gt_t, gt_s)
-        low, high = zip(
-            *(scale_range(det.category, self.cads.extent(det.cad)) for det in detections), strict=True
-        )
+        low, high = zip(*(scale_range(det.category, self.cads.extent(det.cad)) for det in detections), strict=True)
         update_poses = sample_update_poses(
-            gt_R, boxes, scene.camera.K, np.stack(low), np.stack(high), rng,
-            gt_depth=gt_t[:, 2].double().numpy(), near_ratio=self.near_init_ratio,
+            gt_R,
+            boxes,
+            scene.camera.K,
+            np.stack(low),
+            np.stack(high),
+            rng,
+            gt_depth=gt_t[:, 2].double().numpy(),
+            near_ratio=self.near_init_ratio,
         )
         is_classifier = choose_classifier_examples(len(detections), self.classifier_ratio, rng) & has_gt
-        classifier_poses = Pose.stack(
-            [sample_classifier_poses(gt, rng) for _ in range(self.refinement_steps)]
-        )
+        classifier_poses = Pose.stack([sample_classifier_poses(gt, rng) for _ in range(self.refinement_steps)])
+        follows = np.zeros(len(detections), dtype=bool)
+        if self.refined_classifier_ratio > 0.0:  # no draw otherwise: runs without keep their streams
+            follows = is_classifier & (rng.random(len(detections)) < self.refined_classifier_ratio)
+            update_poses = select_poses(torch.from_numpy(follows), turn_hypotheses(update_poses, rng), update_poses)
         return TrainingImage(
             scene=scene,
             noise=self.noise,
@@ -194,6 +199,7 @@ class ImageBuilder:
             sym=[self.cads[cad_id].sym for cad_id in cad_ids],
             update_poses=update_poses,
             is_classifier=torch.from_numpy(is_classifier),
+            follows_refinement=torch.from_numpy(follows),
             classifier_poses=classifier_poses,
         )
 
@@ -223,9 +229,7 @@ class TrainingStream(IterableDataset):
     num_workers-th step (module docstring), so the loader yields the steps in order.
     """
 
-    def __init__(
-        self, builder_args: dict, seed: int, rank: int, images_per_step: int, start_step: int = 0
-    ) -> None:
+    def __init__(self, builder_args: dict, seed: int, rank: int, images_per_step: int, start_step: int = 0) -> None:
         super().__init__()
         self.builder_args = builder_args
         self.seed = seed
@@ -239,9 +243,7 @@ class TrainingStream(IterableDataset):
         builder = ImageBuilder(**self.builder_args)
         step = self.start_step + worker_id
         while True:
-            seeds = [
-                image_seed(self.seed, TRAIN_STREAM, step, self.rank, i) for i in range(self.images_per_step)
-            ]
+            seeds = [image_seed(self.seed, TRAIN_STREAM, step, self.rank, i) for i in range(self.images_per_step)]
             yield step, [builder.build(s) for s in seeds]
             step += n_workers
 

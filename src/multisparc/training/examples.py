@@ -28,6 +28,14 @@ produce them (wrong unless the model is symmetric).
 
 With the symmetry mix of the procedural library about half of the labels are positive
 (`tests/test_training.py` measures it).
+
+Hypothesis examples (optional, `TrainConfig.refined_classifier_ratio`, 0 in the paper): classifier
+examples that start as a test-time hypothesis, the update example's initial pose turned by 0, 90, 180
+or 270 deg about the up axis (of the 4 initialisations one lies within 45 deg of the truth), and then
+follow the network's own refinements, classified at every pass. The region draws above are poses near
+the truth; at test time the score must rank the refined hypotheses, which the network leaves in places
+no region covers (a wrong-facing model pulled off the object, a scale stretched to fit), so the
+classifier also learns on those.
 """
 
 from __future__ import annotations
@@ -123,9 +131,7 @@ def sample_update_poses(
         factor = np.exp(_uniform(rng, math.log(NEAR_DEPTH_FACTOR), n))
         u, v = np.where(near, centre[:, 0], u), np.where(near, centre[:, 1], v)
         z = np.where(near, np.asarray(gt_depth) * factor, z)
-    t = backproject(
-        torch.as_tensor(np.stack([u, v], -1)), torch.as_tensor(z), torch.as_tensor(K, dtype=torch.float64)
-    )
+    t = backproject(torch.as_tensor(np.stack([u, v], -1)), torch.as_tensor(z), torch.as_tensor(K, dtype=torch.float64))
     s = rng.uniform(scale_low, scale_high, (n, 3))
     R = perturb_rotation(gt_R, np.asarray(UPDATE_ROTATION_DEG), rng)
     return Pose(R, t.to(gt_R.dtype), torch.as_tensor(s, dtype=gt_R.dtype))
@@ -147,6 +153,14 @@ def sample_classifier_poses(
     scale_bounds = np.array([region.scale for region in chosen])[:, None]
     s = gt.s * (1.0 + torch.as_tensor(_uniform(rng, scale_bounds, (n, 3)), dtype=gt.s.dtype))
     return Pose(R, t, s)
+
+
+def turn_hypotheses(poses: Pose, rng: np.random.Generator) -> Pose:
+    """poses (n,) turned each by a uniform multiple of 90 deg about its own up axis (CAD +Y): the
+    test-time hypothesis a training pose stands for (module docstring, hypothesis examples)."""
+    quarter_turns = rng.integers(0, 4, poses.shape[0])
+    turn = axis_angle_y(torch.as_tensor(quarter_turns * (math.pi / 2), dtype=poses.R.dtype))
+    return Pose(poses.R @ turn, poses.t, poses.s)
 
 
 def choose_classifier_examples(n: int, ratio: float, rng: np.random.Generator) -> np.ndarray:

@@ -3,9 +3,14 @@
 One step takes a new batch of images and runs `refinement_steps` (3) passes over it. Each pass builds
 the tokens of every detection under its current pose, predicts updates and logits, takes the losses
 (`multisparc.training.losses`) and makes one LAMB step; the detached predictions become the next
-pass's poses, so the network learns from the poses it produces itself. Classifier examples take a
-fresh draw from the classifier regions at every pass instead of their prediction (more distinct
-classifier poses per rendered image; their updates carry no loss anyway).
+pass's poses, so the network learns from the poses it produces itself. Region classifier examples
+take a fresh draw from the classifier regions at every pass instead of their prediction (more distinct
+classifier poses per rendered image; their updates carry no loss anyway); hypothesis classifier
+examples (`TrainConfig.refined_classifier_ratio`) follow their predictions like update examples.
+
+Validation reports, besides the refinement of update-style starts and the classifier on region draws,
+what the pipeline does at test time: every detection's 4 hypotheses 90 deg apart, refined, scored, the
+highest score chosen (`val/select_acc`, against `val/oracle_acc` when the best hypothesis is taken).
 
 Runs on one CPU, one GPU or, under `torchrun`, on several processes with DistributedDataParallel
 (gloo on CPU, NCCL on GPU): every rank renders its own share of each batch (rank-dependent seeds), rank
@@ -39,7 +44,7 @@ from tqdm import tqdm
 
 from multisparc.cad.procedural import build_library
 from multisparc.datasets.pixels import PixelSource
-from multisparc.geometry import Pose, apply_update, is_aligned, symmetry_rotations
+from multisparc.geometry import Pose, apply_update, axis_angle_y, is_aligned, symmetry_rotations
 from multisparc.inputs import chunk_indices, collate, step_tokens, uncollate
 from multisparc.model import ModelConfig, MultiSparcNet, with_compare_pairs
 from multisparc.render import RayCaster
@@ -146,8 +151,9 @@ class ObjectTargets:
     """Per-object targets of a batch of images, flattened in image order (n objects, on the device).
 
     gt: poses (n,); loss_points (n, n_loss, 3) CAD frame; sym_rotations (n, 36, 3, 3); sym: n tags;
-    has_gt, update_mask, classifier_mask (n,) bool (update_mask = true detections that are not
-    classifier examples).
+    has_gt, update_mask, classifier_mask, region_mask (n,) bool (update_mask = true detections that
+    are not classifier examples; region_mask = classifier examples drawn from the regions, the others
+    follow their refinements).
     """
 
     gt: Pose
@@ -157,12 +163,14 @@ class ObjectTargets:
     has_gt: Tensor
     update_mask: Tensor
     classifier_mask: Tensor
+    region_mask: Tensor
 
     @classmethod
     def of(cls, images: Sequence[TrainingImage], device: torch.device) -> ObjectTargets:
         sym = [tag for image in images for tag in image.sym]
         has_gt = torch.cat([image.has_gt for image in images]).to(device)
         classifier = torch.cat([image.is_classifier for image in images]).to(device)
+        follows = torch.cat([image.follows_refinement for image in images]).to(device)
         return cls(
             gt=Pose.cat([image.gt for image in images]).to(device),
             loss_points=torch.cat([image.loss_points for image in images]).to(device),
@@ -171,6 +179,7 @@ class ObjectTargets:
             has_gt=has_gt,
             update_mask=has_gt & ~classifier,
             classifier_mask=classifier,
+            region_mask=classifier & ~follows,
         )
 
 
@@ -246,7 +255,7 @@ def train_batch(
     refined = Pose.cat([image.update_poses for image in images]).to(device)
     classifier_poses = Pose.cat([image.classifier_poses for image in images], dim=1).to(device)
     for refinement in range(config.refinement_steps):
-        poses = select_poses(targets.classifier_mask, classifier_poses[refinement], refined)
+        poses = select_poses(targets.region_mask, classifier_poses[refinement], refined)
         update, logit = predict(model, images, sources, poses, config.model.n_mul, device)
         predicted = apply_update(poses, update)
         align = alignment_loss(
@@ -269,6 +278,9 @@ def train_batch(
         meter.add("loss/classifier", classify.reshape(1), targets.classifier_mask.any().reshape(1))
         meter.add("acc/classifier", (logit > 0) == labels.bool(), targets.classifier_mask)
         meter.add("classifier/positive_rate", labels, targets.classifier_mask)
+        hypotheses = targets.classifier_mask & ~targets.region_mask
+        if hypotheses.any():
+            meter.add("acc/classifier_hypotheses", (logit > 0) == labels.bool(), hypotheses)
         if refinement == 0:
             meter.add("acc/align_initial", labels.bool(), targets.update_mask)
     aligned = is_aligned(refined, targets.gt, targets.sym, LABEL_THRESHOLDS, scale_mode="per_axis")
@@ -307,9 +319,7 @@ def validate(
             update, _ = predict(model, chunk, sources, poses, n_mul, device)
             poses = apply_update(poses, update)
         for name, pose in (("initial", initial), ("refined", poses)):
-            distances = symmetric_point_distances(
-                pose, targets.gt, targets.loss_points, targets.sym_rotations
-            )
+            distances = symmetric_point_distances(pose, targets.gt, targets.loss_points, targets.sym_rotations)
             meter.add(f"val/align_loss_{name}", distances, mask)
             meter.add(f"val/align_acc_{name}", classifier_labels(pose, targets.gt, targets.sym), mask)
         _, logit = predict(model, chunk, sources, poses, n_mul, device)
@@ -320,8 +330,50 @@ def validate(
         labels = classifier_labels(classifier_poses, targets.gt, targets.sym)
         meter.add("val/cls_acc", (logit > 0) == labels.bool(), mask)
         meter.add("val/cls_positive_rate", labels, mask)
+        _validate_selection(model, chunk, sources, targets, initial, config, device, meter)
     model.train(was_training)
     return meter.means()
+
+
+def hypothesis_starts(initial: Pose, n_hypotheses: int = 4) -> list[Pose]:
+    """The test-time hypotheses of update-style starts initial (n,): n_hypotheses poses (n,), hypothesis
+    h turning object k by (h + k) * 360 / n_hypotheses deg about its up axis, so that every forward-pass
+    item mixes starts near the truth with turned ones, as the pipeline's hypotheses do."""
+    step = 2.0 * math.pi / n_hypotheses
+    objects = torch.arange(initial.shape[0], device=initial.R.device)
+    starts = []
+    for h in range(n_hypotheses):
+        turn = axis_angle_y(((h + objects) % n_hypotheses).to(initial.R.dtype) * step)
+        starts.append(Pose(initial.R @ turn, initial.t, initial.s))
+    return starts
+
+
+def _validate_selection(
+    model: torch.nn.Module,
+    images: Sequence[TrainingImage],
+    sources: Sequence[PixelSource],
+    targets: ObjectTargets,
+    initial: Pose,
+    config: TrainConfig,
+    device: torch.device,
+    meter: Meter,
+) -> None:
+    """The test-time protocol on one validation chunk (module docstring): select_acc, oracle_acc and
+    cls_acc_hypotheses (the classifier over all refined hypotheses)."""
+    finals, logits = [], []
+    for poses in hypothesis_starts(initial):
+        for _ in range(config.refinement_steps):
+            update, _ = predict(model, images, sources, poses, config.model.n_mul, device)
+            poses = apply_update(poses, update)
+        finals.append(poses)
+        logits.append(predict(model, images, sources, poses, config.model.n_mul, device)[1])
+    logit = torch.stack(logits)  # (H, n)
+    aligned = torch.stack([classifier_labels(pose, targets.gt, targets.sym).bool() for pose in finals])
+    chosen = logit.argmax(dim=0)
+    mask = targets.has_gt
+    meter.add("val/select_acc", aligned.gather(0, chosen[None])[0], mask)
+    meter.add("val/oracle_acc", aligned.any(dim=0), mask)
+    meter.add("val/cls_acc_hypotheses", (logit > 0) == aligned, mask.expand_as(aligned))
 
 
 # The run ------------------------------------------------------------------------------------------
@@ -352,6 +404,7 @@ def _builder_args(config: TrainConfig, cads_json: Path, classifier_ratio: float)
         "refinement_steps": config.refinement_steps,
         "classifier_ratio": classifier_ratio,
         "near_init_ratio": config.near_init_ratio,
+        "refined_classifier_ratio": config.refined_classifier_ratio,
     }
 
 
@@ -375,9 +428,7 @@ class RunFiles:
         with open(self.out_dir / METRICS_NAME, "a", encoding="utf-8") as file:
             file.write(json.dumps(record) + "\n")
 
-    def save(
-        self, model: MultiSparcNet, optimizer: torch.optim.Optimizer, step: int, elapsed_s: float
-    ) -> None:
+    def save(self, model: MultiSparcNet, optimizer: torch.optim.Optimizer, step: int, elapsed_s: float) -> None:
         save_checkpoint(
             self.out_dir / CHECKPOINT_NAME,
             model,
@@ -386,9 +437,7 @@ class RunFiles:
             self.config.to_dict(),
             {"elapsed_s": elapsed_s},
         )
-        export_model(
-            self.out_dir / MODEL_NAME, model, self.config.model.to_dict(), self.config.inputs.to_dict()
-        )
+        export_model(self.out_dir / MODEL_NAME, model, self.config.model.to_dict(), self.config.inputs.to_dict())
 
     def close(self) -> None:
         self.writer.close()
@@ -414,9 +463,7 @@ def _load_resume_state(config: TrainConfig, out_dir: Path, resume: bool) -> dict
     return state
 
 
-def train(
-    config: TrainConfig, out_dir: Path, resume: bool = False, init_from: Path | None = None
-) -> dict[str, float]:
+def train(config: TrainConfig, out_dir: Path, resume: bool = False, init_from: Path | None = None) -> dict[str, float]:
     """Train (or, with resume, continue) a run in out_dir until max_steps or time_budget_s.
 
     init_from: a `model.pt` whose weights a new run starts from (fine-tuning, e.g. a synthetic
@@ -452,9 +499,7 @@ def _train(
     config: TrainConfig, out_dir: Path, resume: bool, processes: Processes, init_from: Path | None = None
 ) -> dict[str, float]:
     if config.batch_size % processes.world_size:
-        raise ValueError(
-            f"batch_size {config.batch_size} does not split over {processes.world_size} processes evenly"
-        )
+        raise ValueError(f"batch_size {config.batch_size} does not split over {processes.world_size} processes evenly")
     out_dir.mkdir(parents=True, exist_ok=True)
     state = _load_resume_state(config, out_dir, resume)
     cads_json = prepare_cads(config, out_dir, processes)
@@ -500,9 +545,7 @@ def _train(
 
     def finished() -> bool:
         steps_done = config.max_steps is not None and step >= config.max_steps
-        budget_spent = (
-            config.time_budget_s is not None and time.monotonic() - run_start >= config.time_budget_s
-        )
+        budget_spent = config.time_budget_s is not None and time.monotonic() - run_start >= config.time_budget_s
         return _agree(steps_done or budget_spent, processes)
 
     def run_validation() -> dict[str, float]:
