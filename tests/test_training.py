@@ -382,6 +382,36 @@ def test_hypothesis_examples_start_turned_and_follow_their_refinements(monkeypat
     assert torch.allclose(second.t[follows], followed.t[follows], atol=1e-6)
 
 
+def test_the_scoring_pass_scores_the_refined_poses(monkeypatch, builder: ImageBuilder, tiny: TrainConfig):
+    from multisparc.model import MultiSparcNet
+
+    images = [builder.build(image_seed(9, 0, 0, 0, i)) for i in range(4)]
+    caster = process_resources(str(builder.cads.source))[1]
+    sources = [image.pixel_source(caster) for image in images]
+    seen: list[tuple[Pose, torch.Tensor]] = []
+
+    def recording_predict(model, images_, sources_, poses, n_mul, device):
+        update, logit = predict(model, images_, sources_, poses, n_mul, device)
+        seen.append((poses.detach().clone(), update.detach().clone()))
+        return update, logit
+
+    monkeypatch.setattr(trainer_module, "predict", recording_predict)
+    torch.manual_seed(0)
+    model = MultiSparcNet(tiny.model)
+    config = tiny.replace(scoring_pass=True)
+    metrics = train_batch(
+        model, Lamb(model.parameters(), lr=1e-3), images, sources, config, torch.device("cpu")
+    ).means()
+    assert len(seen) == config.refinement_steps + 1
+    (last_poses, last_update), (scored, _) = seen[-2], seen[-1]
+    refined = apply_update(last_poses, last_update)
+    targets = ObjectTargets.of(images, torch.device("cpu"))
+    assert torch.allclose(scored.t[targets.update_mask], refined.t[targets.update_mask], atol=1e-6)
+    assert {"acc/classifier_scoring", "loss/classifier_scoring"} <= metrics.keys()
+    with pytest.raises(ValueError, match="scoring_pass"):
+        tiny.replace(scoring_pass="yes")
+
+
 def test_validation_reports_the_test_time_selection(builder: ImageBuilder, tiny: TrainConfig):
     from multisparc.model import MultiSparcNet
 

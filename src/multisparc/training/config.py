@@ -48,6 +48,9 @@ class TrainConfig:
         the test-time initialisation would (`training.examples`; paper: 0, all from z ~ U(1, 5) m).
         refined_classifier_ratio: share of the classifier examples that start as a test-time hypothesis
         and follow the network's refinements (`training.examples`; paper: 0, all from the regions).
+    scoring_pass: after the refinement passes, one more pass (and optimizer step) that only scores the
+        refined poses of every true detection that is not a region classifier example, as the test-time
+        scoring pass does (`training.trainer`; paper: no, the score learns on classifier examples only).
     loss: the alignment loss, "points" (the paper's) or "disentangled" (`training.losses`).
     rotation_weight: of the disentangled loss's rotation part (1 = the plain sum; `training.losses`).
     num_workers: data-loader processes rendering training images (0 = in the training process).
@@ -72,6 +75,7 @@ class TrainConfig:
     classifier_ratio: float = 0.25
     near_init_ratio: float = 0.0
     refined_classifier_ratio: float = 0.0
+    scoring_pass: bool = False
     loss: str = "points"
     rotation_weight: float = 1.0
     num_workers: int = 2
@@ -105,6 +109,8 @@ class TrainConfig:
         for name in ("near_init_ratio", "refined_classifier_ratio"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)!r}")
+        if not isinstance(self.scoring_pass, bool):
+            raise ValueError(f"scoring_pass must be true or false, got {self.scoring_pass!r}")
         if self.loss not in POINT_LOSSES:
             raise ValueError(f"loss must be one of {', '.join(sorted(POINT_LOSSES))}, got {self.loss!r}")
         if not self.rotation_weight > 0:

@@ -7,6 +7,10 @@ pass's poses, so the network learns from the poses it produces itself. Region cl
 take a fresh draw from the classifier regions at every pass instead of their prediction (more distinct
 classifier poses per rendered image; their updates carry no loss anyway); hypothesis classifier
 examples (`TrainConfig.refined_classifier_ratio`) follow their predictions like update examples.
+With `TrainConfig.scoring_pass` one more pass follows, with its own optimizer step: the classifier loss
+alone, on the refined poses of the update and hypothesis examples. Those are the poses the test-time
+scoring pass meets (the refined start near the truth and the refined turned ones); the classifier
+regions only approximate them.
 
 Validation reports, besides the refinement of update-style starts and the classifier on region draws,
 what the pipeline does at test time: every detection's 4 hypotheses 90 deg apart, refined, scored, the
@@ -285,6 +289,16 @@ def train_batch(
             meter.add("acc/align_initial", labels.bool(), targets.update_mask)
     aligned = is_aligned(refined, targets.gt, targets.sym, LABEL_THRESHOLDS, scale_mode="per_axis")
     meter.add("acc/align_refined", aligned, targets.update_mask)
+    if config.scoring_pass:
+        scored = targets.has_gt & ~targets.region_mask
+        _, logit = predict(model, images, sources, refined, config.model.n_mul, device)
+        labels = aligned.to(logit.dtype)
+        classify = classifier_loss(logit, labels, scored)
+        optimizer.zero_grad(set_to_none=True)
+        classify.backward()
+        optimizer.step()
+        meter.add("loss/classifier_scoring", classify.reshape(1), scored.any().reshape(1))
+        meter.add("acc/classifier_scoring", (logit > 0) == aligned, scored)
     return meter
 
 
