@@ -538,7 +538,11 @@ def _train(
     caster = process_resources(str(cads_json))[1]
     val_set: list[TrainingImage] = []
     if processes.is_main and config.val_scenes:
-        builder = ImageBuilder(**_builder_args(config, cads_json, config.classifier_ratio))
+        # Validation refines every detection from its update start: none starts turned as a hypothesis
+        # example, so the set (and its figures) stays that of a run without them.
+        builder = ImageBuilder(
+            **{**_builder_args(config, cads_json, config.classifier_ratio), "refined_classifier_ratio": 0.0}
+        )
         val_set = validation_images(builder, config.seed, config.val_scenes)
 
     per_rank = config.batch_size // processes.world_size
