@@ -53,12 +53,12 @@ def _medians(objects: list[ObjectErrors], name: str) -> tuple[float, float]:
 def test_refinement_brings_the_models_closer_than_their_initial_poses(errors: list[ObjectErrors]) -> None:
     assert len(errors) >= 20
     (t0, t), (r0, r), (s0, s) = _medians(errors, "t"), _medians(errors, "r_deg"), _medians(errors, "s")
-    assert t < 0.85 * t0, (t0, t)
-    assert s < 0.7 * s0, (s0, s)
-    # The chosen hypothesis' yaw is corrected: its median error falls to under half.
-    assert r < 0.5 * r0, (r0, r)
+    assert t < 0.7 * t0, (t0, t)
+    assert s < 0.6 * s0, (s0, s)
+    # The chosen hypothesis' yaw is corrected: its median error falls well under half.
+    assert r < 0.4 * r0, (r0, r)
 
 
 def test_more_objects_are_aligned_after_refinement_than_before(errors: list[ObjectErrors]) -> None:
     before, after = sum(obj.initial.aligned for obj in errors), sum(obj.final.aligned for obj in errors)
-    assert after >= before + 4, (before, after)
+    assert after >= before + 7, (before, after)
