@@ -147,7 +147,7 @@ def sample_classifier_poses(
     rotation_bounds = np.array([region.rotation_deg for region in chosen]).reshape(n, 3)
     R = perturb_rotation(gt.R, rotation_bounds, rng)
     quarter_turns = rng.integers(0, 4, n) * np.array([region.discrete_turn for region in chosen])
-    R = R @ axis_angle_y(torch.as_tensor(quarter_turns * (math.pi / 2), dtype=gt.R.dtype))
+    R = turn_about_up(Pose(R, gt.t, gt.s), quarter_turns * (math.pi / 2)).R
     translation_bounds = np.array([region.translation_m for region in chosen])[:, None]
     t = gt.t + torch.as_tensor(_uniform(rng, translation_bounds, (n, 3)), dtype=gt.t.dtype)
     scale_bounds = np.array([region.scale for region in chosen])[:, None]
@@ -155,12 +155,16 @@ def sample_classifier_poses(
     return Pose(R, t, s)
 
 
-def turn_hypotheses(poses: Pose, rng: np.random.Generator) -> Pose:
-    """poses (n,) turned each by a uniform multiple of 90 deg about its own up axis (CAD +Y): the
-    test-time hypothesis a training pose stands for (module docstring, hypothesis examples)."""
-    quarter_turns = rng.integers(0, 4, poses.shape[0])
-    turn = axis_angle_y(torch.as_tensor(quarter_turns * (math.pi / 2), dtype=poses.R.dtype))
+def turn_about_up(poses: Pose, angles: torch.Tensor | np.ndarray) -> Pose:
+    """poses (n,) each turned by angles (n,) radians about its own up axis (CAD +Y); t and s kept."""
+    turn = axis_angle_y(torch.as_tensor(angles, dtype=poses.R.dtype, device=poses.R.device))
     return Pose(poses.R @ turn, poses.t, poses.s)
+
+
+def turn_hypotheses(poses: Pose, rng: np.random.Generator) -> Pose:
+    """poses (n,) turned each by a uniform multiple of 90 deg about its own up axis: the test-time
+    hypothesis a training pose stands for (module docstring, hypothesis examples)."""
+    return turn_about_up(poses, rng.integers(0, 4, poses.shape[0]) * (math.pi / 2))
 
 
 def choose_classifier_examples(n: int, ratio: float, rng: np.random.Generator) -> np.ndarray:

@@ -48,7 +48,7 @@ from tqdm import tqdm
 
 from multisparc.cad.procedural import build_library
 from multisparc.datasets.pixels import PixelSource
-from multisparc.geometry import Pose, apply_update, axis_angle_y, is_aligned, symmetry_rotations
+from multisparc.geometry import Pose, apply_update, is_aligned, symmetry_rotations
 from multisparc.inputs import chunk_indices, collate, step_tokens, uncollate
 from multisparc.model import ModelConfig, MultiSparcNet, with_compare_pairs
 from multisparc.render import RayCaster
@@ -69,6 +69,7 @@ from multisparc.training.data import (
     training_loader,
     validation_images,
 )
+from multisparc.training.examples import turn_about_up
 from multisparc.training.lamb import Lamb
 from multisparc.training.losses import (
     LABEL_THRESHOLDS,
@@ -353,13 +354,9 @@ def hypothesis_starts(initial: Pose, n_hypotheses: int = 4) -> list[Pose]:
     """The test-time hypotheses of update-style starts initial (n,): n_hypotheses poses (n,), hypothesis
     h turning object k by (h + k) * 360 / n_hypotheses deg about its up axis, so that every forward-pass
     item mixes starts near the truth with turned ones, as the pipeline's hypotheses do."""
+    objects = torch.arange(initial.shape[0])
     step = 2.0 * math.pi / n_hypotheses
-    objects = torch.arange(initial.shape[0], device=initial.R.device)
-    starts = []
-    for h in range(n_hypotheses):
-        turn = axis_angle_y(((h + objects) % n_hypotheses).to(initial.R.dtype) * step)
-        starts.append(Pose(initial.R @ turn, initial.t, initial.s))
-    return starts
+    return [turn_about_up(initial, ((h + objects) % n_hypotheses) * step) for h in range(n_hypotheses)]
 
 
 def _validate_selection(
