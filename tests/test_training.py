@@ -328,6 +328,19 @@ def test_turned_hypotheses_are_quarter_turns_about_the_up_axis():
     assert torch.equal(turned.t, gt.t) and torch.equal(turned.s, gt.s)
 
 
+def _record_predictions(monkeypatch) -> list[tuple[Pose, torch.Tensor]]:
+    """Make the trainer's forward passes record (input poses, predicted update) into the returned list."""
+    seen: list[tuple[Pose, torch.Tensor]] = []
+
+    def recording_predict(model, images, sources, poses, n_mul, device):
+        update, logit = predict(model, images, sources, poses, n_mul, device)
+        seen.append((poses.detach().clone(), update.detach().clone()))
+        return update, logit
+
+    monkeypatch.setattr(trainer_module, "predict", recording_predict)
+    return seen
+
+
 def test_hypothesis_examples_start_turned_and_follow_their_refinements(monkeypatch, cads_json: Path, tiny: TrainConfig):
     from multisparc.model import MultiSparcNet
 
@@ -356,14 +369,7 @@ def test_hypothesis_examples_start_turned_and_follow_their_refinements(monkeypat
     turns = _quarter_turns(before.R, after.R)
     assert torch.all(turns[~follows] == 0) and torch.any(turns[follows] != 0)
 
-    seen: list[tuple[Pose, torch.Tensor]] = []
-
-    def recording_predict(model, images_, sources_, poses, n_mul, device):
-        update, logit = predict(model, images_, sources_, poses, n_mul, device)
-        seen.append((poses.detach().clone(), update.detach().clone()))
-        return update, logit
-
-    monkeypatch.setattr(trainer_module, "predict", recording_predict)
+    seen = _record_predictions(monkeypatch)
     caster = process_resources(str(cads_json))[1]
     torch.manual_seed(0)
     model = MultiSparcNet(tiny.model)
@@ -388,14 +394,7 @@ def test_the_scoring_pass_scores_the_refined_poses(monkeypatch, builder: ImageBu
     images = [builder.build(image_seed(9, 0, 0, 0, i)) for i in range(4)]
     caster = process_resources(str(builder.cads.source))[1]
     sources = [image.pixel_source(caster) for image in images]
-    seen: list[tuple[Pose, torch.Tensor]] = []
-
-    def recording_predict(model, images_, sources_, poses, n_mul, device):
-        update, logit = predict(model, images_, sources_, poses, n_mul, device)
-        seen.append((poses.detach().clone(), update.detach().clone()))
-        return update, logit
-
-    monkeypatch.setattr(trainer_module, "predict", recording_predict)
+    seen = _record_predictions(monkeypatch)
     torch.manual_seed(0)
     model = MultiSparcNet(tiny.model)
     config = tiny.replace(scoring_pass=True)

@@ -147,12 +147,11 @@ def sample_classifier_poses(
     rotation_bounds = np.array([region.rotation_deg for region in chosen]).reshape(n, 3)
     R = perturb_rotation(gt.R, rotation_bounds, rng)
     quarter_turns = rng.integers(0, 4, n) * np.array([region.discrete_turn for region in chosen])
-    R = turn_about_up(Pose(R, gt.t, gt.s), quarter_turns * (math.pi / 2)).R
     translation_bounds = np.array([region.translation_m for region in chosen])[:, None]
     t = gt.t + torch.as_tensor(_uniform(rng, translation_bounds, (n, 3)), dtype=gt.t.dtype)
     scale_bounds = np.array([region.scale for region in chosen])[:, None]
     s = gt.s * (1.0 + torch.as_tensor(_uniform(rng, scale_bounds, (n, 3)), dtype=gt.s.dtype))
-    return Pose(R, t, s)
+    return turn_about_up(Pose(R, t, s), quarter_turns * (math.pi / 2))
 
 
 def turn_about_up(poses: Pose, angles: torch.Tensor | np.ndarray) -> Pose:

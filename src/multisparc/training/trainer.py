@@ -259,6 +259,7 @@ def train_batch(
     targets = ObjectTargets.of(images, device)
     refined = Pose.cat([image.update_poses for image in images]).to(device)
     classifier_poses = Pose.cat([image.classifier_poses for image in images], dim=1).to(device)
+    hypotheses = targets.classifier_mask & ~targets.region_mask
     for refinement in range(config.refinement_steps):
         poses = select_poses(targets.region_mask, classifier_poses[refinement], refined)
         update, logit = predict(model, images, sources, poses, config.model.n_mul, device)
@@ -283,7 +284,6 @@ def train_batch(
         meter.add("loss/classifier", classify.reshape(1), targets.classifier_mask.any().reshape(1))
         meter.add("acc/classifier", (logit > 0) == labels.bool(), targets.classifier_mask)
         meter.add("classifier/positive_rate", labels, targets.classifier_mask)
-        hypotheses = targets.classifier_mask & ~targets.region_mask
         if hypotheses.any():
             meter.add("acc/classifier_hypotheses", (logit > 0) == labels.bool(), hypotheses)
         if refinement == 0:
