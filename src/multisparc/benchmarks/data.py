@@ -4,6 +4,12 @@ One training example is what the trainer needs of one image: a sampled scene (pl
 visibility), its noisy detections, the box tokens of every detection and the reprojected and CAD tokens
 of one pose per detection. The sparse path ray casts only the pixels the tokens read; the full path
 renders the whole frame with the same noise and reads the tokens from it.
+
+`count_rays` says why the two differ as they do: the rays each path hands the ray caster per example
+(camera rays of the renders, the visibility rays of scene sampling and the shadow rays), counted on
+the same scenes outside the timed runs. Perception noise that reads depth, normals and masks at
+displaced pixels multiplies the sparse path's camera rays (each read is a ray), while a full frame
+casts every pixel once whatever the noise.
 """
 
 from __future__ import annotations
@@ -81,6 +87,38 @@ def _example(case: DataBenchmarkCase, sampler: SceneSampler, caster: RayCaster, 
     poses, points, normals = _poses_and_points(scene, detections, cads, case.inputs.n_cad)
     tokens, _ = step_tokens(box_tokens, source, points, normals, poses)
     return int(tokens.shape[0] * tokens.shape[1])
+
+
+class _CountingRayCaster(RayCaster):
+    """A `RayCaster` that counts the rays it is handed: camera rays of renders (`cast_unit`), the
+    instance-only rays of visibility (`instances`) and shadow rays (`occluded`)."""
+
+    def __init__(self, meshes: CadIndex) -> None:
+        super().__init__(meshes)
+        self.rays = {"render": 0, "visibility": 0, "shadow": 0}
+
+    def cast_unit(self, objects, room, origins, directions, albedo_rows=None):
+        self.rays["render"] += directions.shape[1]
+        return super().cast_unit(objects, room, origins, directions, albedo_rows)
+
+    def instances(self, objects, room, origins, directions):
+        self.rays["visibility"] += directions.shape[1]
+        return super().instances(objects, room, origins, directions)
+
+    def occluded(self, objects, origins, directions):
+        self.rays["shadow"] += len(origins)
+        return super().occluded(objects, origins, directions)
+
+
+def count_rays(case: DataBenchmarkCase, n_scenes: int) -> dict[str, float]:
+    """Mean rays per example over the first `n_scenes` examples of `case`, by kind ("render",
+    "visibility", "shadow")."""
+    cads = CadIndex.load(case.cads_json)
+    caster = _CountingRayCaster(cads)
+    sampler = SceneSampler(cads, SceneConfig(objects=(case.objects, case.objects)), caster=caster)
+    for index in range(n_scenes):
+        _example(case, sampler, caster, cads, index)
+    return {kind: count / n_scenes for kind, count in caster.rays.items()}
 
 
 _WORKER: dict[str, object] = {}

@@ -131,10 +131,14 @@ class CadIndex(Mapping[str, CadEntry]):
     def _reset_caches(self) -> None:
         self._cached_mesh = lru_cache(maxsize=self.mesh_cache_size)(self._load_mesh)
         self._cached_points = lru_cache(maxsize=4 * self.mesh_cache_size)(self._load_points)
+        # Bounding boxes are read for every placed object: a trimesh property re-hashes the vertices on
+        # each access, so the box is worked out once per model (a few floats; never evicted).
+        self._boxes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._ids_by_category: dict[str, list[str]] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        del state["_cached_mesh"], state["_cached_points"]
+        del state["_cached_mesh"], state["_cached_points"], state["_boxes"], state["_ids_by_category"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -162,7 +166,9 @@ class CadIndex(Mapping[str, CadEntry]):
     def ids_of(self, category: str) -> list[str]:
         """Ids of the models of `category` (a class name or alias), in index order."""
         category = canonical_category(category)
-        return [cad_id for cad_id, entry in self._entries.items() if entry.category == category]
+        if category not in self._ids_by_category:
+            self._ids_by_category[category] = [cad_id for cad_id, entry in self._entries.items() if entry.category == category]
+        return list(self._ids_by_category[category])
 
     # Geometry -------------------------------------------------------------------------------------
 
@@ -188,11 +194,19 @@ class CadIndex(Mapping[str, CadEntry]):
 
     def extent(self, cad_id: str) -> np.ndarray:
         """(3,) bounding-box size along CAD x, y, z in metres."""
-        return np.array(self.mesh(cad_id).extents, dtype=np.float64)
+        return self._box(cad_id)[0].copy()
 
     def centre(self, cad_id: str) -> np.ndarray:
         """(3,) bounding-box centre in the CAD frame, metres."""
-        return np.array(self.mesh(cad_id).bounds.mean(axis=0), dtype=np.float64)
+        return self._box(cad_id)[1].copy()
+
+    def _box(self, cad_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """(extent, centre) of the model's bounding box, each (3,) float64."""
+        key = self[cad_id].id
+        if key not in self._boxes:
+            bounds = np.asarray(self.mesh(key).bounds, dtype=np.float64)
+            self._boxes[key] = (bounds[1] - bounds[0], bounds.mean(axis=0))
+        return self._boxes[key]
 
     # Reading and writing --------------------------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """Benchmarks; each writes its section of BENCHMARKS.md (--markdown) with the command and machine.
 
-multisparc bench data [--scenes N] [--markdown BENCHMARKS.md]
+multisparc bench data [--scenes N] [--noise clean realistic] [--markdown BENCHMARKS.md]
     synthetic training examples per second (4 objects, paper inputs: 2000 box pixels + 500 CAD
-    points each), sparse rendering against full frames, 1 and 2 worker processes.
+    points each), sparse rendering against full frames, 1 and 2 worker processes, at each noise
+    level, with the rays each path casts per example.
 
 multisparc bench speed [--objects 1 5 10] [--configs paper cpu] [--repeats R] [--device cpu|cuda]
                        [--precisions float32 bfloat16] [--threads T] [--markdown BENCHMARKS.md]
@@ -29,7 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--scenes", type=int, default=400, help="scenes per sparse measurement")
     data.add_argument("--full-scenes", type=int, default=40, help="scenes per full-frame measurement")
     data.add_argument("--objects", type=int, default=4)
-    data.add_argument("--noise", default="realistic", choices=("clean", "mild", "realistic"))
+    data.add_argument(
+        "--noise", nargs="+", default=["clean", "realistic"], choices=("clean", "mild", "realistic"),
+        help="perception noise levels to measure (clean: exact renders, as the paper pre-trains on)",
+    )
+    data.add_argument("--count-scenes", type=int, default=40, help="scenes whose rays are counted per level")
     data.add_argument("--cads", type=Path, default=None, help="CAD index (default: procedural library)")
     data.add_argument("--markdown", type=Path, default=None, help="write the results into this file")
     data.add_argument("--seed", type=int, default=0)
@@ -61,31 +66,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _data(args: argparse.Namespace) -> int:
     import tempfile
 
-    from multisparc.benchmarks.data import DataBenchmarkCase, measure
+    from multisparc.benchmarks.data import DataBenchmarkCase, count_rays, measure
     from multisparc.benchmarks.report import markdown_table, section, update_markdown
     from multisparc.cad.procedural import build_library
     from multisparc.inputs import InputConfig
 
+    rows, ratios = [], []
     with tempfile.TemporaryDirectory() as tmp:
         cads_json = args.cads if args.cads is not None else build_library(Path(tmp) / "cads", seed=args.seed)
-        rows, rates = [], {}
-        for full_frame in (False, True):
-            case = DataBenchmarkCase(
-                str(cads_json), args.objects, InputConfig.paper(), args.noise, full_frame, args.seed
-            )
-            n = args.full_scenes if full_frame else args.scenes
-            for workers in (1, 2):
-                rate = measure(case, n, workers)
-                rates[full_frame, workers] = rate
+        for noise in args.noise:
+            rates = {}
+            for full_frame in (False, True):
+                inputs = InputConfig.paper()
+                case = DataBenchmarkCase(str(cads_json), args.objects, inputs, noise, full_frame, args.seed)
+                rays = count_rays(case, args.count_scenes)
+                n = args.full_scenes if full_frame else args.scenes
                 name = "full frame" if full_frame else "sparse"
-                rows.append([name, workers, n, f"{rate:.1f}", f"{1000.0 / rate:.2f}"])
-                print(f"{name:10s} {workers} process(es): {rate:8.1f} examples/s")
-    ratios = [rates[False, w] / rates[True, w] for w in (1, 2)]
+                for workers in (1, 2):
+                    rate = rates[full_frame, workers] = measure(case, n, workers)
+                    rows.append(
+                        [noise, name, workers, n, f"{rate:.1f}", f"{1000.0 / rate:.2f}"]
+                        + [f"{rays[kind]:.0f}" for kind in ("render", "visibility", "shadow")]
+                    )
+                    print(f"{noise:9s} {name:10s} {workers} process(es): {rate:8.1f} examples/s")
+            ratios.append(
+                f"{noise}: {rates[False, 1] / rates[True, 1]:.1f}x (1 process), "
+                f"{rates[False, 2] / rates[True, 2]:.1f}x (2 processes)"
+            )
+    header = ["noise", "rendering", "processes", "scenes", "examples/s", "ms/example"]
+    header += ["render rays/example", "visibility rays/example", "shadow rays/example"]
     body = (
-        f"Training examples per second: scenes of {args.objects} objects, {args.noise} perception noise, "
-        "paper inputs (2000 box pixels + 500 CAD points per object), procedural CAD library.\n\n"
-        + markdown_table(["rendering", "processes", "scenes", "examples/s", "ms/example"], rows)
-        + f"\n\nSparse over full-frame speed-up: {ratios[0]:.1f}x (1 process), {ratios[1]:.1f}x (2 processes).\n"
+        f"Training examples per second: scenes of {args.objects} objects, paper inputs (2000 box pixels + "
+        "500 CAD points per object), procedural CAD library; `clean` is the exact render (what the paper "
+        "pre-trains on), `realistic` the perception noise the shipped configurations train with. Rays per "
+        f"example: what each path hands the ray caster, counted over {args.count_scenes} scenes (render: "
+        "camera rays of the sparse renders or of the full frame; visibility: scene sampling's; shadow: "
+        "towards the light). The sparse path casts a ray for every distinct pixel it reads, and the "
+        "realistic noise reads depth, normals and masks at displaced pixels.\n\n"
+        + markdown_table(header, rows)
+        + "\n\nSparse over full-frame speed-up: " + "; ".join(ratios) + ".\n"
     )
     if args.markdown is not None:
         update_markdown(args.markdown, "data", section("data", "Synthetic training data throughput", body))

@@ -99,7 +99,10 @@ def estimate_visibility(
     counts = [len(cast.pixels) for cast in samples]
     owners = np.repeat([obj.instance_id for obj in objects], counts)
     pixels = np.concatenate([cast.pixels for cast in samples])
-    seen = caster.instances(objects, None, np.zeros((3, 1)), pixel_directions(K, pixels)) == owners
+    # Samples often round to the same pixel (a quarter of them in typical scenes): each is cast once.
+    distinct, slot = np.unique(pixels[:, 1] * width + pixels[:, 0], return_inverse=True)
+    distinct_pixels = np.stack([distinct % width, distinct // width], axis=1)
+    seen = caster.instances(objects, None, np.zeros((3, 1)), pixel_directions(K, distinct_pixels)).take(slot) == owners
     result = []
     for cast, points, shown in zip(samples, surface_points, np.split(seen, np.cumsum(counts)[:-1]), strict=True):
         fraction_total = int(cast.for_fraction.sum())

@@ -1,0 +1,37 @@
+"""The data benchmark's ray counts: what each path casts per example."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from multisparc.benchmarks.data import DataBenchmarkCase, count_rays
+from multisparc.cad.procedural import build_library
+from multisparc.inputs import InputConfig
+
+PAPER = InputConfig.paper()
+
+
+@pytest.fixture(scope="module")
+def cads_json(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(build_library(Path(tmp_path_factory.mktemp("cads")), per_class=1, seed=0))
+
+
+def _case(cads_json: str, noise: str, full_frame: bool) -> DataBenchmarkCase:
+    return DataBenchmarkCase(cads_json, 4, PAPER, noise, full_frame, seed=0)
+
+
+def test_full_frames_cast_every_pixel_and_sparse_examples_only_what_they_read(cads_json: str) -> None:
+    full = count_rays(_case(cads_json, "clean", True), 3)
+    sparse = count_rays(_case(cads_json, "clean", False), 3)
+    realistic = count_rays(_case(cads_json, "realistic", False), 3)
+    assert full["render"] == 480 * 360
+    # Clean: one ray per distinct pixel read, at most the 2000 box pixels + 500 CAD points per object.
+    assert 0 < sparse["render"] <= 4 * (PAPER.n_bbox + PAPER.n_cad)
+    # Realistic noise also reads depth, normals and masks at displaced pixels: more rays per pixel.
+    assert realistic["render"] > 1.5 * sparse["render"]
+    # The same scenes are sampled whatever the rendering; shadows follow the shaded pixels.
+    assert full["visibility"] == sparse["visibility"] > 0
+    assert full["shadow"] > 10 * sparse["shadow"] > 0
+
