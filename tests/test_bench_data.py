@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -35,3 +37,21 @@ def test_full_frames_cast_every_pixel_and_sparse_examples_only_what_they_read(ca
     assert full["visibility"] == sparse["visibility"] > 0
     assert full["shadow"] > 10 * sparse["shadow"] > 0
 
+
+
+def test_bench_data_command_writes_its_section(cads_json: str, tmp_path: Path) -> None:
+    """End to end from the command line (its own process: the benchmark pins torch to one thread)."""
+    markdown = tmp_path / "BENCHMARKS.md"
+    command = [str(Path(sys.executable).with_name("multisparc")), "bench", "data", "--scenes", "4"]
+    command += ["--full-scenes", "2", "--count-scenes", "2", "--noise", "clean", "--cads", cads_json]
+    command += ["--markdown", str(markdown)]
+    subprocess.run(command, check=True, capture_output=True, timeout=300)
+    table = [line.split("|")[1:-1] for line in markdown.read_text().splitlines() if line.startswith("| clean")]
+    assert [(row[1].strip(), row[2].strip()) for row in table] == [
+        ("sparse", "1"), ("sparse", "2"), ("full frame", "1"), ("full frame", "2")
+    ]
+    for row in table:
+        rate, ms, *stages = (float(cell) for cell in row[4:9])
+        assert rate > 0 and ms == pytest.approx(1000.0 / rate, rel=0.01)
+        assert all(stage > 0 for stage in stages)
+    assert "Sparse over full-frame speed-up: clean:" in markdown.read_text()

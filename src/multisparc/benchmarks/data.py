@@ -67,10 +67,26 @@ def _poses_and_points(scene, detections, cads: CadIndex, n_cad: int) -> tuple[Po
     return pose, np.stack(points), np.stack(normals)
 
 
-def _example(case: DataBenchmarkCase, sampler: SceneSampler, caster: RayCaster, cads: CadIndex, index: int) -> int:
-    """Build one training example; returns its number of tokens (so the work cannot be skipped)."""
+#: The stages of one example, timed in `measure`: scene sampling (placement and visibility); the
+#: observation and box tokens (sparse: detections and the box pixels' render; full frame: the frame,
+#: its bundle and the box tokens read from it); the pose tokens of one pose per detection.
+STAGES = ("scene", "box tokens", "pose tokens")
+
+
+def _example(
+    case: DataBenchmarkCase,
+    sampler: SceneSampler,
+    caster: RayCaster,
+    cads: CadIndex,
+    index: int,
+    seconds: np.ndarray | None = None,
+) -> int:
+    """Build one training example; returns its number of tokens (so the work cannot be skipped) and
+    adds the time of each of the STAGES to `seconds` (3,) if given."""
+    clock = [time.perf_counter()]
     rng = np.random.default_rng([case.seed, index])
     scene = sampler.sample(rng)
+    clock.append(time.perf_counter())
     noise = PerceptionNoise(case.noise)
     source: PixelSource
     if case.full_frame:
@@ -80,13 +96,18 @@ def _example(case: DataBenchmarkCase, sampler: SceneSampler, caster: RayCaster, 
     else:
         rendered = RenderedPixelSource(scene, caster, noise)
         source, detections = rendered, rendered.detections
-    if not detections:
-        return 0
-    boxes = np.stack([det.bbox for det in detections])
-    box_tokens = sample_box_tokens(source, boxes, case.inputs, rng)
-    poses, points, normals = _poses_and_points(scene, detections, cads, case.inputs.n_cad)
-    tokens, _ = step_tokens(box_tokens, source, points, normals, poses)
-    return int(tokens.shape[0] * tokens.shape[1])
+    count = 0
+    if detections:
+        boxes = np.stack([det.bbox for det in detections])
+        box_tokens = sample_box_tokens(source, boxes, case.inputs, rng)
+        clock.append(time.perf_counter())
+        poses, points, normals = _poses_and_points(scene, detections, cads, case.inputs.n_cad)
+        tokens, _ = step_tokens(box_tokens, source, points, normals, poses)
+        count = int(tokens.shape[0] * tokens.shape[1])
+    clock.append(time.perf_counter())
+    if seconds is not None and len(clock) == 4:
+        seconds += np.diff(clock)
+    return count
 
 
 class _CountingRayCaster(RayCaster):
@@ -143,9 +164,13 @@ def _init_worker(case: DataBenchmarkCase) -> None:
     gc.freeze()
 
 
-def _run_chunk(indices: list[int]) -> int:
+def _run_chunk(indices: list[int]) -> np.ndarray:
+    """Seconds (3,) spent in each of the STAGES over the examples `indices`."""
     w = _WORKER
-    return sum(_example(w["case"], w["sampler"], w["caster"], w["cads"], i) for i in indices)
+    seconds = np.zeros(len(STAGES))
+    for index in indices:
+        _example(w["case"], w["sampler"], w["caster"], w["cads"], index, seconds)
+    return seconds
 
 
 def _join(barrier: Any) -> None:
@@ -153,21 +178,32 @@ def _join(barrier: Any) -> None:
     barrier.wait()
 
 
-def measure(case: DataBenchmarkCase, n_scenes: int, workers: int) -> float:
+@dataclass(frozen=True)
+class Throughput:
+    """examples_per_second over the whole run (wall clock); stage_ms: each of the STAGES in
+    milliseconds per example, within one process."""
+
+    examples_per_second: float
+    stage_ms: dict[str, float]
+
+
+def measure(case: DataBenchmarkCase, n_scenes: int, workers: int) -> Throughput:
     """Training examples per second over `n_scenes` scenes with `workers` processes (1 = this process)."""
     indices = list(range(n_scenes))
     if workers == 1:
         _init_worker(case)
         start = time.perf_counter()
-        _run_chunk(indices)
-        return n_scenes / (time.perf_counter() - start)
-    chunks = [indices[w::workers] for w in range(workers)]
-    with (
-        multiprocessing.Manager() as manager,
-        ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(case,)) as pool,
-    ):
-        # One barrier task per worker: the clock starts once every worker has finished its warm-up.
-        list(pool.map(_join, [manager.Barrier(workers)] * workers))
-        start = time.perf_counter()
-        list(pool.map(_run_chunk, chunks))
-        return n_scenes / (time.perf_counter() - start)
+        seconds = _run_chunk(indices)
+    else:
+        chunks = [indices[w::workers] for w in range(workers)]
+        with (
+            multiprocessing.Manager() as manager,
+            ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(case,)) as pool,
+        ):
+            # One barrier task per worker: the clock starts once every worker has finished its warm-up.
+            list(pool.map(_join, [manager.Barrier(workers)] * workers))
+            start = time.perf_counter()
+            seconds = sum(pool.map(_run_chunk, chunks))
+    rate = n_scenes / (time.perf_counter() - start)
+    stage_ms = {stage: 1000.0 * float(value) / n_scenes for stage, value in zip(STAGES, seconds, strict=True)}
+    return Throughput(rate, stage_ms)

@@ -167,7 +167,8 @@ class CadIndex(Mapping[str, CadEntry]):
         """Ids of the models of `category` (a class name or alias), in index order."""
         category = canonical_category(category)
         if category not in self._ids_by_category:
-            self._ids_by_category[category] = [cad_id for cad_id, entry in self._entries.items() if entry.category == category]
+            ids = [cad_id for cad_id, entry in self._entries.items() if entry.category == category]
+            self._ids_by_category[category] = ids
         return list(self._ids_by_category[category])
 
     # Geometry -------------------------------------------------------------------------------------

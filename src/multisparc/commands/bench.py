@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--objects", type=int, default=4)
     data.add_argument(
         "--noise", nargs="+", default=["clean", "realistic"], choices=("clean", "mild", "realistic"),
-        help="perception noise levels to measure (clean: exact renders, as the paper pre-trains on)",
+        help="perception noise levels to measure (clean: the exact render)",
     )
     data.add_argument("--count-scenes", type=int, default=40, help="scenes whose rays are counted per level")
     data.add_argument("--cads", type=Path, default=None, help="CAD index (default: procedural library)")
@@ -66,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _data(args: argparse.Namespace) -> int:
     import tempfile
 
-    from multisparc.benchmarks.data import DataBenchmarkCase, count_rays, measure
+    from multisparc.benchmarks.data import STAGES, DataBenchmarkCase, count_rays, measure
     from multisparc.benchmarks.report import markdown_table, section, update_markdown
     from multisparc.cad.procedural import build_library
     from multisparc.inputs import InputConfig
@@ -83,9 +83,11 @@ def _data(args: argparse.Namespace) -> int:
                 n = args.full_scenes if full_frame else args.scenes
                 name = "full frame" if full_frame else "sparse"
                 for workers in (1, 2):
-                    rate = rates[full_frame, workers] = measure(case, n, workers)
+                    result = measure(case, n, workers)
+                    rate = rates[full_frame, workers] = result.examples_per_second
                     rows.append(
                         [noise, name, workers, n, f"{rate:.1f}", f"{1000.0 / rate:.2f}"]
+                        + [f"{result.stage_ms[stage]:.2f}" for stage in STAGES]
                         + [f"{rays[kind]:.0f}" for kind in ("render", "visibility", "shadow")]
                     )
                     print(f"{noise:9s} {name:10s} {workers} process(es): {rate:8.1f} examples/s")
@@ -94,11 +96,15 @@ def _data(args: argparse.Namespace) -> int:
                 f"{rates[False, 2] / rates[True, 2]:.1f}x (2 processes)"
             )
     header = ["noise", "rendering", "processes", "scenes", "examples/s", "ms/example"]
+    header += [f"{stage} ms" for stage in STAGES]
     header += ["render rays/example", "visibility rays/example", "shadow rays/example"]
     body = (
         f"Training examples per second: scenes of {args.objects} objects, paper inputs (2000 box pixels + "
-        "500 CAD points per object), procedural CAD library; `clean` is the exact render (what the paper "
-        "pre-trains on), `realistic` the perception noise the shipped configurations train with. Rays per "
+        "500 CAD points per object), procedural CAD library; `clean` is the exact render, `realistic` the "
+        "perception noise the shipped configurations train with. Stage times, per example within one "
+        "process: scene (sampling: placement and visibility), box tokens (the observation: sparse, the "
+        "detections and the box pixels' render; full frame, the frame and its bundle; and the box tokens "
+        "read from it), pose tokens (one pose per detection). Rays per "
         f"example: what each path hands the ray caster, counted over {args.count_scenes} scenes (render: "
         "camera rays of the sparse renders or of the full frame; visibility: scene sampling's; shadow: "
         "towards the light). The sparse path casts a ray for every distinct pixel it reads, and the "
