@@ -8,6 +8,7 @@ One embree structure per CAD model, built once and reused for every scene (`RayC
 from multisparc.render.frame import (
     Frame,
     PixelSamples,
+    distinct_pixels,
     image_pixels,
     pixel_directions,
     pixel_rays,
@@ -43,6 +44,7 @@ __all__ = [
     "RayCaster",
     "Room",
     "Texture",
+    "distinct_pixels",
     "image_pixels",
     "instance_boxes",
     "intersect_planes",

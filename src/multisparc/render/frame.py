@@ -70,6 +70,18 @@ def pixel_directions(K: np.ndarray, pixels: np.ndarray) -> np.ndarray:
     return rays / np.sqrt(dot(rays, rays))
 
 
+def distinct_pixels(linear: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values (M,) sorted of `linear` (N,) int in [0, size) and the index (N,) of each
+    value among them, as `np.unique(..., return_inverse=True)`, by marking a table of `size` entries
+    (pixel indices of one image: several times faster than sorting)."""
+    marked = np.zeros(size, dtype=bool)
+    marked[linear] = True
+    distinct = marked.nonzero()[0]
+    slot = np.empty(size, dtype=np.int32)
+    slot[distinct] = np.arange(len(distinct))
+    return distinct, slot.take(linear)
+
+
 def pixel_rays(K: np.ndarray, pixels: np.ndarray) -> np.ndarray:
     """Unit viewing rays (N, 3) camera frame of integer pixels (N, 2) (col, row) under intrinsics K (3, 3).
 

@@ -18,6 +18,7 @@ from multisparc.render import (
     Frame,
     PixelSamples,
     RayCaster,
+    distinct_pixels,
     image_pixels,
     render_full,
     render_pixels,
@@ -70,18 +71,6 @@ def _perceive(
     )
 
 
-def _distinct(linear: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct values (M,) sorted of `linear` (N,) int in [0, size) and the index (N,) of each
-    value among them, as `np.unique(..., return_inverse=True)`, by marking a table of `size` entries
-    (pixel indices of one image: several times faster than sorting)."""
-    marked = np.zeros(size, dtype=bool)
-    marked[linear] = True
-    distinct = marked.nonzero()[0]
-    slot = np.empty(size, dtype=np.int32)
-    slot[distinct] = np.arange(len(distinct))
-    return distinct, slot.take(linear)
-
-
 class RenderedPixelSource:
     """`PixelSource` of a synthetic scene: renders just the asked pixels, with perception noise.
 
@@ -124,7 +113,7 @@ class RenderedPixelSource:
         mask_pixels = self.noise.mask_pixels(pixels, self.seed, self.width, self.height)
         # One cast for every distinct pixel read: without noise the three sets are the same.
         linear = np.concatenate([p[:, 1] * self.width + p[:, 0] for p in (pixels, geometry, mask_pixels)])
-        distinct, where = _distinct(linear, self.width * self.height)
+        distinct, where = distinct_pixels(linear, self.width * self.height)
         count = len(pixels)
         # Colour (textures, light, shadow rays) only where it is read: at the asked pixels themselves.
         shaded = np.zeros(len(distinct), dtype=bool)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from multisparc.render import PlacedObject, RayCaster, pixel_directions
+from multisparc.render import PlacedObject, RayCaster, distinct_pixels, pixel_directions
 
 # Samples nearer than this (metres, z) count as behind the camera.
 _NEAR = 1e-3
@@ -100,9 +100,9 @@ def estimate_visibility(
     owners = np.repeat([obj.instance_id for obj in objects], counts)
     pixels = np.concatenate([cast.pixels for cast in samples])
     # Samples often round to the same pixel (a quarter of them in typical scenes): each is cast once.
-    distinct, slot = np.unique(pixels[:, 1] * width + pixels[:, 0], return_inverse=True)
-    distinct_pixels = np.stack([distinct % width, distinct // width], axis=1)
-    seen = caster.instances(objects, None, np.zeros((3, 1)), pixel_directions(K, distinct_pixels)).take(slot) == owners
+    distinct, slot = distinct_pixels(pixels[:, 1] * width + pixels[:, 0], width * height)
+    cast_pixels = np.stack([distinct % width, distinct // width], axis=1)
+    seen = caster.instances(objects, None, np.zeros((3, 1)), pixel_directions(K, cast_pixels)).take(slot) == owners
     result = []
     for cast, points, shown in zip(samples, surface_points, np.split(seen, np.cumsum(counts)[:-1]), strict=True):
         fraction_total = int(cast.for_fraction.sum())
