@@ -53,6 +53,9 @@ _MIN_GRAZING_COSINE = 1e-7
 # Relative widening of the float32 culling tests: far above float32 rounding, so that no ray that
 # reaches a bounding box is culled.
 _CULL_SLACK = 1e-4
+# A cast that asks for the planes of at least 1 / _PLANES_AT_ONCE of a model's triangles gets all of
+# them worked out at once (and kept for the scene's later casts): cheaper than per hit from there on.
+_PLANES_AT_ONCE = 4
 # Embree's float32 far limit is the nearest hit so far widened by this fraction (far above float32
 # rounding); the exact float64 distance decides afterwards.
 _FAR_SLACK = 1e-4
@@ -143,10 +146,9 @@ class _Placement:
     """An object with its geometry and what ray casting needs of it, all worked out once per object.
 
     to_cad: (3, 3) diag(1/s) R^T, camera-frame vectors into the CAD frame; to_cad32 the same in float32.
-    face_normal: (3, F) `R diag(1/s) n` of each triangle: its normal in the camera frame, not unit
-    (the inverse transpose of the pose applied to the CAD normal n). plane_offset: (F,) `m . x` of any
-    point x of the triangle's plane, camera frame, for that normal m. With them a ray `o + l d` meets
-    the triangle's plane at `l = (offset - m . o) / (m . d)`, as in the CAD frame (the same l).
+    to_camera_normal: (3, 3) R diag(1/s), the inverse transpose of the pose: it takes a triangle's CAD
+    normal n to its camera-frame normal m (not unit); `hit_planes` applies it to the triangles that rays
+    hit only (a model may have a hundred thousand triangles, a cast meets a few thousand).
     corners: (3, 8) its bounding box in the camera frame. centre (3,), radius: its bounding sphere.
     min_facing: smallest |m . d| of a hit that is not grazing, for unit d.
     Ray batches are component-major (3, N), camera frame, unit directions.
@@ -156,8 +158,7 @@ class _Placement:
     geometry: CadGeometry
     to_cad: np.ndarray
     to_cad32: np.ndarray
-    face_normal: np.ndarray
-    plane_offset: np.ndarray
+    to_camera_normal: np.ndarray
     corners: np.ndarray
     centre: np.ndarray
     radius: float
@@ -170,20 +171,38 @@ class _Placement:
 
     @classmethod
     def of(cls, obj: PlacedObject, geometry: CadGeometry) -> _Placement:
-        face_normal = transform(obj.R / obj.s, geometry.face_normal)
         to_cad = obj.R.T / column(obj.s)
         return cls(
             obj=obj,
             geometry=geometry,
             to_cad=to_cad,
             to_cad32=to_cad.astype(np.float32),
-            face_normal=face_normal,
-            plane_offset=geometry.plane_offset + dot(face_normal, column(obj.t)),
+            to_camera_normal=obj.R / obj.s,
             corners=column(obj.t) + obj.R @ (column(obj.s) * geometry.box_corners),
             centre=obj.t + obj.R @ (obj.s * geometry.centre),
             radius=float(np.linalg.norm(0.5 * obj.s * (geometry.upper - geometry.lower))),
             min_facing=_MIN_GRAZING_COSINE / float(obj.s.min()),
         )
+
+    def hit_planes(self, triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Camera-frame planes of `triangles` (M,) int: normals m (3, M), not unit, and offsets (M,),
+        `m . x` of any point x of the triangle's plane. A ray `o + l d` meets that plane at
+        `l = (offset - m . o) / (m . d)`, as in the CAD frame (the same l).
+
+        Worked out for the asked triangles alone while they are few against the model's (a detailed
+        model has a hundred thousand), else taken from `planes`, all of them at once; elementwise per
+        triangle either way, so a triangle's plane has the same bits in every cast."""
+        if "planes" not in self.__dict__ and _PLANES_AT_ONCE * len(triangles) < self.geometry.plane_offset.shape[0]:
+            normal = transform(self.to_camera_normal, self.geometry.face_normal.take(triangles, axis=1))
+            return normal, self.geometry.plane_offset.take(triangles) + dot(normal, column(self.obj.t))
+        normal, offset = self.planes
+        return normal.take(triangles, axis=1), offset.take(triangles)
+
+    @cached_property
+    def planes(self) -> tuple[np.ndarray, np.ndarray]:
+        """`hit_planes` of every triangle: (3, F) normals and (F,) offsets."""
+        normal = transform(self.to_camera_normal, self.geometry.face_normal)
+        return normal, self.geometry.plane_offset + dot(normal, column(self.obj.t))
 
     def sphere_candidates(self, origins: np.ndarray, directions: np.ndarray, limit: np.ndarray) -> np.ndarray:
         """Indices of the rays that pass through the bounding sphere before distance `limit` (N,)."""
@@ -337,17 +356,16 @@ class _Trace:
     """The nearest surface along N rays.
 
     distance: (N,) float64 along the unit ray (inf for none). plane: (N,) room plane index (-1 for none;
-    meaningful where owner is -1). owner: (N,) index into `placements` (-1 for no object). face: (N,)
-    the owner's triangle, as an index into `face_normal` (3, F), the placements' camera-frame triangle
-    normals one after the other.
+    meaningful where owner is -1). owner: (N,) index into `placements` (-1 for no object). normal:
+    (3, N) float64 camera-frame normal of the owner's triangle that the ray meets, not unit (zero where
+    no object is met).
     """
 
     distance: np.ndarray
     plane: np.ndarray
     owner: np.ndarray
-    face: np.ndarray
+    normal: np.ndarray
     placements: list[_Placement]
-    face_normal: np.ndarray
 
     @property
     def instance(self) -> np.ndarray:
@@ -503,44 +521,43 @@ class RayCaster:
         else:
             distance, plane = intersect_planes(room, origins, directions)
         owner = np.full(count, -1, dtype=np.int32)
-        face = np.zeros(count, dtype=np.int64)
+        normal_of_ray = np.zeros((3, count))
         viewpoint = origins[:, 0] if origins.shape[1] == 1 else (origins.mean(axis=1) if count else np.zeros(3))
         placements = self._placements(objects, viewpoint)
         candidates = self._candidates(placements, origins, directions, distance)
         # Embree per object, nearest bounding sphere first, each within the hits found so far (float32).
         far = (distance * (1.0 + _FAR_SLACK)).astype(np.float32)
         directions32 = directions.astype(np.float32)
-        hit_rays, hit_faces, hit_owners = [], [], []
-        first_face = 0
+        hit_rays, hit_normals, hit_offsets, hit_owners = [], [], [], []
         for index, (placement, rows) in enumerate(zip(placements, candidates, strict=True)):
             if len(rows):
                 found = placement.first_faces(select(origins, rows), directions32.take(rows, axis=1), far.take(rows))
                 hit = (found["primID"] >= 0).nonzero()[0]
                 rows = rows.take(hit)
                 far[rows] = found["tfar"].take(hit) * np.float32(1.0 + _FAR_SLACK)
+                normal, offset = placement.hit_planes(found["primID"].take(hit))
                 hit_rays.append(rows)
-                hit_faces.append(found["primID"].take(hit) + first_face)
+                hit_normals.append(normal)
+                hit_offsets.append(offset)
                 hit_owners.append(np.full(len(rows), index, dtype=np.int32))
-            first_face += placement.face_normal.shape[1]
-        face_normal = np.concatenate([p.face_normal for p in placements], axis=1) if placements else np.zeros((3, 0))
         if hit_rays:
-            rays, faces, owners = np.concatenate(hit_rays), np.concatenate(hit_faces), np.concatenate(hit_owners)
+            rays, owners = np.concatenate(hit_rays), np.concatenate(hit_owners)
+            normal, offsets = np.concatenate(hit_normals, axis=1), np.concatenate(hit_offsets)
             # Every object's hits at once: the exact intersection with the triangle's plane.
-            normal = face_normal.take(faces, axis=1)
             facing = dot(directions.take(rays, axis=1), normal)
             min_facing = np.array([p.min_facing for p in placements])
             steep = np.abs(facing) > min_facing.take(owners)
-            offsets = np.concatenate([p.plane_offset for p in placements])
-            height = offsets.take(faces) - dot(select(origins, rays), normal)
+            height = offsets - dot(select(origins, rays), normal)
             along = height / np.where(steep, facing, 1.0)
             valid = (steep & (along > 0) & (along < distance.take(rays))).nonzero()[0]
             rays, along = rays.take(valid), along.take(valid)
             nearest = _first_of_each_ray(rays, along, count)
             rows = rays.take(nearest)
+            winners = valid.take(nearest)
             distance[rows] = along.take(nearest)
-            owner[rows] = owners.take(valid.take(nearest))
-            face[rows] = faces.take(valid.take(nearest))
-        return _Trace(distance, plane, owner, face, placements, face_normal)
+            owner[rows] = owners.take(winners)
+            scatter(normal_of_ray, rows, normal.take(winners, axis=1))
+        return _Trace(distance, plane, owner, normal_of_ray, placements)
 
     def _hits(
         self,
@@ -572,7 +589,7 @@ class RayCaster:
                     factor = texture_factor(plane.texture, plane.local_coordinates(point.take(rows, axis=1)))
                     scatter(albedo, rows, np.clip(column(plane.albedo) * factor, 0.0, 1.0))
         rows = (trace.owner >= 0).nonzero()[0]
-        object_normal = normalise(trace.face_normal.take(trace.face.take(rows), axis=1))
+        object_normal = normalise(trace.normal.take(rows, axis=1))
         # The project's convention: normals face the viewer, whatever the triangle winding.
         facing_away = dot(object_normal, directions.take(rows, axis=1)) > 0
         scatter(normal, rows, np.where(facing_away, -object_normal, object_normal))
