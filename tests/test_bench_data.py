@@ -38,7 +38,6 @@ def test_full_frames_cast_every_pixel_and_sparse_examples_only_what_they_read(ca
     assert full["shadow"] > 10 * sparse["shadow"] > 0
 
 
-
 def test_bench_data_command_writes_its_section(cads_json: str, tmp_path: Path) -> None:
     """End to end from the command line (its own process: the benchmark pins torch to one thread)."""
     markdown = tmp_path / "BENCHMARKS.md"

@@ -71,6 +71,13 @@ def _poses_and_points(scene, detections, cads: CadIndex, n_cad: int) -> tuple[Po
 #: observation and box tokens (sparse: detections and the box pixels' render; full frame: the frame,
 #: its bundle and the box tokens read from it); the pose tokens of one pose per detection.
 STAGES = ("scene", "box tokens", "pose tokens")
+#: The rays `count_rays` tells apart: camera rays of renders, instance-only rays of visibility, shadow rays.
+RAY_KINDS = ("render", "visibility", "shadow")
+
+
+def _scene_config(case: DataBenchmarkCase) -> SceneConfig:
+    """Scenes of exactly `case.objects` objects."""
+    return SceneConfig(objects=(case.objects, case.objects))
 
 
 def _example(
@@ -83,10 +90,10 @@ def _example(
 ) -> int:
     """Build one training example; returns its number of tokens (so the work cannot be skipped) and
     adds the time of each of the STAGES to `seconds` (3,) if given."""
-    clock = [time.perf_counter()]
+    start = time.perf_counter()
     rng = np.random.default_rng([case.seed, index])
     scene = sampler.sample(rng)
-    clock.append(time.perf_counter())
+    sampled = time.perf_counter()
     noise = PerceptionNoise(case.noise)
     source: PixelSource
     if case.full_frame:
@@ -97,16 +104,16 @@ def _example(
         rendered = RenderedPixelSource(scene, caster, noise)
         source, detections = rendered, rendered.detections
     count = 0
+    boxed = time.perf_counter()
     if detections:
         boxes = np.stack([det.bbox for det in detections])
         box_tokens = sample_box_tokens(source, boxes, case.inputs, rng)
-        clock.append(time.perf_counter())
+        boxed = time.perf_counter()
         poses, points, normals = _poses_and_points(scene, detections, cads, case.inputs.n_cad)
         tokens, _ = step_tokens(box_tokens, source, points, normals, poses)
         count = int(tokens.shape[0] * tokens.shape[1])
-    clock.append(time.perf_counter())
-    if seconds is not None and len(clock) == 4:
-        seconds += np.diff(clock)
+    if seconds is not None:
+        seconds += (sampled - start, boxed - sampled, time.perf_counter() - boxed)
     return count
 
 
@@ -116,7 +123,7 @@ class _CountingRayCaster(RayCaster):
 
     def __init__(self, meshes: CadIndex) -> None:
         super().__init__(meshes)
-        self.rays = {"render": 0, "visibility": 0, "shadow": 0}
+        self.rays = dict.fromkeys(RAY_KINDS, 0)
 
     def cast_unit(self, objects, room, origins, directions, albedo_rows=None):
         self.rays["render"] += directions.shape[1]
@@ -132,11 +139,10 @@ class _CountingRayCaster(RayCaster):
 
 
 def count_rays(case: DataBenchmarkCase, n_scenes: int) -> dict[str, float]:
-    """Mean rays per example over the first `n_scenes` examples of `case`, by kind ("render",
-    "visibility", "shadow")."""
+    """Mean rays per example over the first `n_scenes` examples of `case`, by kind (RAY_KINDS)."""
     cads = CadIndex.load(case.cads_json)
     caster = _CountingRayCaster(cads)
-    sampler = SceneSampler(cads, SceneConfig(objects=(case.objects, case.objects)), caster=caster)
+    sampler = SceneSampler(cads, _scene_config(case), caster=caster)
     for index in range(n_scenes):
         _example(case, sampler, caster, cads, index)
     return {kind: count / n_scenes for kind, count in caster.rays.items()}
@@ -153,7 +159,7 @@ def _init_worker(case: DataBenchmarkCase) -> None:
     threadpool_limits(1)
     cads = CadIndex.load(case.cads_json)
     caster = RayCaster(cads)
-    config = SceneConfig(objects=(case.objects, case.objects))
+    config = _scene_config(case)
     for cad_id in cads:
         caster.geometry(cad_id)
         for count in (config.visibility_points, case.inputs.n_cad):

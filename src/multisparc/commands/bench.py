@@ -67,18 +67,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _data(args: argparse.Namespace) -> int:
     import tempfile
 
-    from multisparc.benchmarks.data import STAGES, DataBenchmarkCase, count_rays, measure
+    from multisparc.benchmarks.data import RAY_KINDS, STAGES, DataBenchmarkCase, count_rays, measure
     from multisparc.benchmarks.report import markdown_table, section, update_markdown
     from multisparc.cad.procedural import build_library
     from multisparc.inputs import InputConfig
 
     rows, ratios = [], []
+    inputs = InputConfig.paper()
     with tempfile.TemporaryDirectory() as tmp:
         cads_json = args.cads if args.cads is not None else build_library(Path(tmp) / "cads", seed=args.seed)
         for noise in args.noise:
             rates = {}
             for full_frame in (False, True):
-                inputs = InputConfig.paper()
                 case = DataBenchmarkCase(str(cads_json), args.objects, inputs, noise, full_frame, args.seed)
                 rays = count_rays(case, args.count_scenes)
                 n = args.full_scenes if full_frame else args.scenes
@@ -89,7 +89,7 @@ def _data(args: argparse.Namespace) -> int:
                     rows.append(
                         [noise, name, workers, n, f"{rate:.1f}", f"{1000.0 / rate:.2f}"]
                         + [f"{result.stage_ms[stage]:.2f}" for stage in STAGES]
-                        + [f"{rays[kind]:.0f}" for kind in ("render", "visibility", "shadow")]
+                        + [f"{rays[kind]:.0f}" for kind in RAY_KINDS]
                     )
                     print(f"{noise:9s} {name:10s} {workers} process(es): {rate:8.1f} examples/s")
             ratios.append(
@@ -98,7 +98,7 @@ def _data(args: argparse.Namespace) -> int:
             )
     header = ["noise", "rendering", "processes", "scenes", "examples/s", "ms/example"]
     header += [f"{stage} ms" for stage in STAGES]
-    header += ["render rays/example", "visibility rays/example", "shadow rays/example"]
+    header += [f"{kind} rays/example" for kind in RAY_KINDS]
     body = (
         f"Training examples per second: scenes of {args.objects} objects, paper inputs (2000 box pixels + "
         "500 CAD points per object), procedural CAD library; `clean` is the exact render, `realistic` the "

@@ -192,17 +192,22 @@ class _Placement:
         Worked out for the asked triangles alone while they are few against the model's (a detailed
         model has a hundred thousand), else taken from `planes`, all of them at once; elementwise per
         triangle either way, so a triangle's plane has the same bits in every cast."""
-        if "planes" not in self.__dict__ and _PLANES_AT_ONCE * len(triangles) < self.geometry.plane_offset.shape[0]:
-            normal = transform(self.to_camera_normal, self.geometry.face_normal.take(triangles, axis=1))
-            return normal, self.geometry.plane_offset.take(triangles) + dot(normal, column(self.obj.t))
+        geometry = self.geometry
+        if "planes" not in self.__dict__ and _PLANES_AT_ONCE * len(triangles) < geometry.plane_offset.shape[0]:
+            cad_normal = geometry.face_normal.take(triangles, axis=1)
+            return self._camera_planes(cad_normal, geometry.plane_offset.take(triangles))
         normal, offset = self.planes
         return normal.take(triangles, axis=1), offset.take(triangles)
 
     @cached_property
     def planes(self) -> tuple[np.ndarray, np.ndarray]:
         """`hit_planes` of every triangle: (3, F) normals and (F,) offsets."""
-        normal = transform(self.to_camera_normal, self.geometry.face_normal)
-        return normal, self.geometry.plane_offset + dot(normal, column(self.obj.t))
+        return self._camera_planes(self.geometry.face_normal, self.geometry.plane_offset)
+
+    def _camera_planes(self, normal: np.ndarray, offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """CAD-frame triangle normals (3, M) and offsets (M,) -> the camera frame's (`hit_planes`)."""
+        camera_normal = transform(self.to_camera_normal, normal)
+        return camera_normal, offset + dot(camera_normal, column(self.obj.t))
 
     def sphere_candidates(self, origins: np.ndarray, directions: np.ndarray, limit: np.ndarray) -> np.ndarray:
         """Indices of the rays that pass through the bounding sphere before distance `limit` (N,)."""
