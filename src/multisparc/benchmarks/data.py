@@ -18,7 +18,7 @@ import gc
 import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -42,7 +42,8 @@ from multisparc.scenes import (
 
 @dataclass(frozen=True)
 class DataBenchmarkCase:
-    """One measured configuration."""
+    """One measured configuration. pixel_share: the share of scene sampling's visibility samples that
+    is used (`with_pixel_share`)."""
 
     cads_json: str
     objects: int
@@ -50,6 +51,16 @@ class DataBenchmarkCase:
     noise: str
     full_frame: bool
     seed: int
+    pixel_share: float = 1.0
+
+    def with_pixel_share(self, share: float) -> DataBenchmarkCase:
+        """The case with every per-pixel count times `share`: box pixels, CAD points and visibility
+        samples. The time that remains as the share falls is the work that does not scale with the
+        pixels (per call, per object, per scene)."""
+        inputs = replace(
+            self.inputs, n_bbox=max(1, round(self.inputs.n_bbox * share)), n_cad=max(1, round(self.inputs.n_cad * share))
+        )
+        return replace(self, inputs=inputs, pixel_share=self.pixel_share * share)
 
 
 def _poses_and_points(scene, detections, cads: CadIndex, n_cad: int) -> tuple[Pose, np.ndarray, np.ndarray]:
@@ -71,13 +82,21 @@ def _poses_and_points(scene, detections, cads: CadIndex, n_cad: int) -> tuple[Po
 #: observation and box tokens (sparse: detections and the box pixels' render; full frame: the frame,
 #: its bundle and the box tokens read from it); the pose tokens of one pose per detection.
 STAGES = ("scene", "box tokens", "pose tokens")
+#: The pixel share of the benchmark's reduced row (`DataBenchmarkCase.with_pixel_share`): what an
+#: example costs with a tenth of the pixels is mostly what it costs whatever the pixels.
+FEW_PIXELS = 0.1
 #: The rays `count_rays` tells apart: camera rays of renders, instance-only rays of visibility, shadow rays.
 RAY_KINDS = ("render", "visibility", "shadow")
 
 
 def _scene_config(case: DataBenchmarkCase) -> SceneConfig:
-    """Scenes of exactly `case.objects` objects."""
-    return SceneConfig(objects=(case.objects, case.objects))
+    """Scenes of exactly `case.objects` objects, with the case's share of the visibility samples."""
+    default = SceneConfig()
+    return SceneConfig(
+        objects=(case.objects, case.objects),
+        visibility_points=max(1, round(default.visibility_points * case.pixel_share)),
+        visibility_fraction_points=max(1, round(default.visibility_fraction_points * case.pixel_share)),
+    )
 
 
 def _example(

@@ -66,35 +66,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _data(args: argparse.Namespace) -> int:
     import tempfile
+    from dataclasses import replace
 
-    from multisparc.benchmarks.data import RAY_KINDS, STAGES, DataBenchmarkCase, count_rays, measure
+    from multisparc.benchmarks.data import FEW_PIXELS, RAY_KINDS, STAGES, DataBenchmarkCase, count_rays, measure
     from multisparc.benchmarks.report import markdown_table, section, update_markdown
     from multisparc.cad.procedural import build_library
     from multisparc.inputs import InputConfig
 
-    rows, ratios = [], []
+    rows, ratios, floors = [], [], []
     inputs = InputConfig.paper()
+    few = f"sparse, {FEW_PIXELS:.0%} of the pixels"
     with tempfile.TemporaryDirectory() as tmp:
         cads_json = args.cads if args.cads is not None else build_library(Path(tmp) / "cads", seed=args.seed)
         for noise in args.noise:
             rates = {}
-            for full_frame in (False, True):
-                case = DataBenchmarkCase(str(cads_json), args.objects, inputs, noise, full_frame, args.seed)
-                rays = count_rays(case, args.count_scenes)
-                n = args.full_scenes if full_frame else args.scenes
-                name = "full frame" if full_frame else "sparse"
-                for workers in (1, 2):
-                    result = measure(case, n, workers, args.repeats)
-                    rate = rates[full_frame, workers] = result.examples_per_second
-                    rows.append(
-                        [noise, name, workers, n, f"{rate:.1f}", f"{1000.0 / rate:.2f}"]
-                        + [f"{result.stage_ms[stage]:.2f}" for stage in STAGES]
-                        + [f"{rays[kind]:.0f}" for kind in RAY_KINDS]
-                    )
-                    print(f"{noise:9s} {name:10s} {workers} process(es): {rate:8.1f} examples/s")
+            sparse = DataBenchmarkCase(str(cads_json), args.objects, inputs, noise, False, args.seed)
+            measured = (
+                [(sparse, "sparse", args.scenes, workers) for workers in (1, 2)]
+                + [(sparse.with_pixel_share(FEW_PIXELS), few, args.scenes, 1)]
+                + [(replace(sparse, full_frame=True), "full frame", args.full_scenes, workers) for workers in (1, 2)]
+            )
+            rays = {}
+            for case, name, n, workers in measured:
+                if name not in rays:
+                    rays[name] = count_rays(case, args.count_scenes)
+                result = measure(case, n, workers, args.repeats)
+                rate = rates[name, workers] = result.examples_per_second
+                rows.append(
+                    [noise, name, workers, n, f"{rate:.1f}", f"{1000.0 / rate:.2f}"]
+                    + [f"{result.stage_ms[stage]:.2f}" for stage in STAGES]
+                    + [f"{rays[name][kind]:.0f}" for kind in RAY_KINDS]
+                )
+                print(f"{noise:9s} {name:10s} {workers} process(es): {rate:8.1f} examples/s")
             ratios.append(
-                f"{noise}: {rates[False, 1] / rates[True, 1]:.1f}x (1 process), "
-                f"{rates[False, 2] / rates[True, 2]:.1f}x (2 processes)"
+                f"{noise}: {rates['sparse', 1] / rates['full frame', 1]:.1f}x (1 process), "
+                f"{rates['sparse', 2] / rates['full frame', 2]:.1f}x (2 processes)"
+            )
+            floors.append(
+                f"{noise}: {1000.0 / rates[few, 1]:.2f} of {1000.0 / rates['sparse', 1]:.2f} ms "
+                f"({rates['sparse', 1] / rates[few, 1]:.0%})"
             )
     header = ["noise", "rendering", "processes", "scenes", "examples/s", "ms/example"]
     header += [f"{stage} ms" for stage in STAGES]
@@ -112,7 +122,10 @@ def _data(args: argparse.Namespace) -> int:
         "towards the light). The sparse path casts a ray for every distinct pixel it reads, and the "
         "realistic noise reads depth, normals and masks at displaced pixels.\n\n"
         + markdown_table(header, rows)
-        + "\n\nSparse over full-frame speed-up: " + "; ".join(ratios) + ".\n"
+        + "\n\nSparse over full-frame speed-up: " + "; ".join(ratios) + ".\n\n"
+        + f"Time per sparse example (1 process) with {FEW_PIXELS:.0%} of the pixels (box pixels, CAD points "
+        "and visibility samples), against all of them: the work that does not shrink with the pixels: "
+        + "; ".join(floors) + ".\n"
     )
     if args.markdown is not None:
         update_markdown(args.markdown, "data", section("data", "Synthetic training data throughput", body))
