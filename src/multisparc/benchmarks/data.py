@@ -57,9 +57,8 @@ class DataBenchmarkCase:
         """The case with every per-pixel count times `share`: box pixels, CAD points and visibility
         samples. The time that remains as the share falls is the work that does not scale with the
         pixels (per call, per object, per scene)."""
-        inputs = replace(
-            self.inputs, n_bbox=max(1, round(self.inputs.n_bbox * share)), n_cad=max(1, round(self.inputs.n_cad * share))
-        )
+        n_bbox, n_cad = (max(1, round(count * share)) for count in (self.inputs.n_bbox, self.inputs.n_cad))
+        inputs = replace(self.inputs, n_bbox=n_bbox, n_cad=n_cad)
         return replace(self, inputs=inputs, pixel_share=self.pixel_share * share)
 
 
