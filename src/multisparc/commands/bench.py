@@ -3,7 +3,8 @@
 multisparc bench data [--scenes N] [--noise clean realistic] [--markdown BENCHMARKS.md]
     synthetic training examples per second (4 objects, paper inputs: 2000 box pixels + 500 CAD
     points each), sparse rendering against full frames, 1 and 2 worker processes, at each noise
-    level, with the rays each path casts per example.
+    level, with the rays each path casts per example, and a sparse row with a tenth of the pixels
+    (what remains is the work that does not shrink with the pixels).
 
 multisparc bench speed [--objects 1 5 10] [--configs paper cpu] [--repeats R] [--device cpu|cuda]
                        [--precisions float32 bfloat16] [--threads T] [--markdown BENCHMARKS.md]
