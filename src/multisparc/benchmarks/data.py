@@ -57,9 +57,15 @@ class DataBenchmarkCase:
         """The case with every per-pixel count times `share`: box pixels, CAD points and visibility
         samples. The time that remains as the share falls is the work that does not scale with the
         pixels (per call, per object, per scene)."""
-        n_bbox, n_cad = (max(1, round(count * share)) for count in (self.inputs.n_bbox, self.inputs.n_cad))
-        inputs = replace(self.inputs, n_bbox=n_bbox, n_cad=n_cad)
+        inputs = replace(
+            self.inputs, n_bbox=_share_of(self.inputs.n_bbox, share), n_cad=_share_of(self.inputs.n_cad, share)
+        )
         return replace(self, inputs=inputs, pixel_share=self.pixel_share * share)
+
+
+def _share_of(count: int, share: float) -> int:
+    """`share` of a per-pixel count, rounded, at least 1."""
+    return max(1, round(count * share))
 
 
 def _poses_and_points(scene, detections, cads: CadIndex, n_cad: int) -> tuple[Pose, np.ndarray, np.ndarray]:
@@ -93,8 +99,8 @@ def _scene_config(case: DataBenchmarkCase) -> SceneConfig:
     default = SceneConfig()
     return SceneConfig(
         objects=(case.objects, case.objects),
-        visibility_points=max(1, round(default.visibility_points * case.pixel_share)),
-        visibility_fraction_points=max(1, round(default.visibility_fraction_points * case.pixel_share)),
+        visibility_points=_share_of(default.visibility_points, case.pixel_share),
+        visibility_fraction_points=_share_of(default.visibility_fraction_points, case.pixel_share),
     )
 
 
