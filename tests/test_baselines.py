@@ -1,10 +1,5 @@
-"""Tests of multisparc.baselines: the ICP baseline on a rendered chair, bad depth, and the named methods.
-
-The scene: a 160 x 120 camera 1.4 m above the floor of a box room, pitched down 20 deg and rolled 3 deg,
-looking at one chair-like CAD (a seat block with a backrest at its back, so no turn about up maps it
-onto itself) standing on the floor 2.6 m ahead, turned by 35 deg and scaled by 1.1. Depth, normals and
-the instance mask are ray cast with `multisparc.render`; the detection is the instance's tight box and mask.
-"""
+"""Tests of multisparc.baselines: the ICP baseline on a rendered chair (`chair_scene`), bad depth, and the
+named methods."""
 
 from __future__ import annotations
 
@@ -15,8 +10,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-import trimesh
 
+from chair_scene import HEIGHT, K_CAM, UP, WIDTH, chair_cads, chair_scene
 from multisparc.baselines import (
     METHODS,
     IcpAligner,
@@ -27,21 +22,15 @@ from multisparc.baselines import (
     method_spec,
     principal_yaw_offset,
 )
-from multisparc.baselines.icp import _Model, free_space_violation, icp, rotation_about
-from multisparc.cad import CadIndex, SampleCache
-from multisparc.datasets.bundle import Camera, Detection, ObjectPose, Observation, SceneBundle, read_poses, write_json
-from multisparc.geometry import matrix_to_quat, quat_to_matrix, rotation_error, yaw_pitch_roll_to_matrix
+from multisparc.cad import CadIndex
+from multisparc.datasets.bundle import ObjectPose, SceneBundle, read_poses, write_json
+from multisparc.geometry import matrix_to_quat, quat_to_matrix, rotation_error
 from multisparc.inference import Aligner, InitialisationConfig, initial_poses
+from multisparc.inference.depth_fit import SurfaceSamples, icp, rotation_about
+from multisparc.inference.verification import free_space_violation
 from multisparc.inputs import InputConfig
 from multisparc.model import ModelConfig, MultiSparcNet, NetOutput
-from multisparc.render import PlacedObject, RayCaster, Room, instance_boxes, render_full
 
-WIDTH, HEIGHT = 160, 120
-K_CAM = np.array([[120.0, 0.0, 79.5], [0.0, 120.0, 59.5], [0.0, 0.0, 1.0]])
-PITCH, ROLL = math.radians(20.0), math.radians(3.0)
-UP = np.array([math.sin(ROLL) * math.cos(PITCH), -math.cos(ROLL) * math.cos(PITCH), -math.sin(PITCH)])
-CAMERA_HEIGHT = 1.4
-YAW, SCALE, DISTANCE = math.radians(35.0), 1.1, 2.6
 INPUTS = InputConfig(n_bbox=120, n_cad=40)
 
 
@@ -53,41 +42,14 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def chair_mesh() -> trimesh.Trimesh:
-    """A 0.55 x 0.9 x 0.5 m chair: seat block 0.45 m high, backrest at the back (-z), centred on its box."""
-    seat = trimesh.creation.box(extents=(0.55, 0.45, 0.5))
-    seat.apply_translation((0.0, 0.225, 0.0))
-    back = trimesh.creation.box(extents=(0.55, 0.45, 0.1))
-    back.apply_translation((0.0, 0.675, -0.2))
-    mesh = trimesh.util.concatenate([seat, back])
-    mesh.apply_translation(-mesh.bounds.mean(axis=0))
-    return mesh
-
-
 @pytest.fixture(scope="module")
 def cads(tmp_path_factory: pytest.TempPathFactory) -> CadIndex:
-    folder = tmp_path_factory.mktemp("cads")
-    chair_mesh().export(folder / "chair.ply")
-    (folder / "cads.json").write_text(json.dumps({"chair0": {"path": "chair.ply", "category": "chair", "sym": "none"}}))
-    return CadIndex.load(folder / "cads.json", cache=SampleCache(folder / "samples"))
+    return chair_cads(tmp_path_factory.mktemp("cads"))
 
 
 @pytest.fixture(scope="module")
 def scene(cads: CadIndex) -> SceneBundle:
-    """The rendered scene of the module docstring, with camera.json "up" and ground truth."""
-    ahead = np.array([0.0, 0.0, 1.0]) - UP[2] * UP
-    ahead /= np.linalg.norm(ahead)
-    R = yaw_pitch_roll_to_matrix(torch.tensor(YAW), torch.tensor(PITCH), torch.tensor(ROLL)).double().numpy()
-    s = np.full(3, SCALE)
-    t = -CAMERA_HEIGHT * UP + DISTANCE * ahead + 0.5 * 0.9 * SCALE * UP
-    room = Room.box(UP, CAMERA_HEIGHT, wall_distances=(6.0, 3.0, 3.0, 3.0))
-    placed = [PlacedObject(1, "chair0", R, t, s, albedo=np.array([0.6, 0.4, 0.3]))]
-    frame = render_full(RayCaster(cads), placed, room, K_CAM, WIDTH, HEIGHT)
-    box = np.array(instance_boxes(frame.instance, [1])[1], dtype=np.float64)
-    detection = Detection(1, "chair", box, "chair0", 0.9, frame.instance == 1)
-    observation = Observation(frame.rgb, Camera(K_CAM, WIDTH, HEIGHT, up=UP), frame.depth, frame.normals)
-    gt = ObjectPose(1, "chair", "chair0", t, matrix_to_quat(torch.from_numpy(R)).numpy(), s)
-    return SceneBundle("chair", observation, [detection], [gt])
+    return chair_scene(cads)
 
 
 def pose_errors(pose: ObjectPose, gt: ObjectPose) -> tuple[float, float, float]:
@@ -137,7 +99,7 @@ def test_icp_pulls_a_perturbed_pose_onto_the_depth(scene, cads) -> None:
     points, source = detection_points(scene.observation, scene.detections[0], config, np.random.default_rng(0))
     assert source == "mask" and len(points) == config.max_points
     cad_points, cad_normals = cads.points("chair0", config.model_points)
-    model = _Model(np.asarray(cad_points, np.float64), np.asarray(cad_normals, np.float64), gt.s)
+    model = SurfaceSamples(np.asarray(cad_points, np.float64), np.asarray(cad_normals, np.float64), gt.s)
     R = rotation_about(UP, math.radians(12.0)) @ R_gt
     t = gt.t + np.array([0.08, 0.0, -0.06])
     R_fit, t_fit = icp(points, model, R, t, gt.s * cads.centre("chair0"), UP, config)
@@ -261,7 +223,13 @@ class PreferThird(MultiSparcNet):
 
 
 def test_methods_are_the_table_rows() -> None:
-    assert list(METHODS) == ["multisparc", "single", "2d-score", "initial", "icp"]
+    assert list(METHODS) == [
+        "multisparc", "multisparc-paper", "+start", "+verify", "+fit", "single", "2d-score", "initial", "icp"
+    ]
+    assert method_spec("multisparc").aligner_options["pipeline"] == "full"
+    assert {METHODS[name].aligner_options["pipeline"] for name in ("multisparc-paper", "single", "2d-score")} == {
+        "paper"
+    }
     assert method_spec("2d-score").ranking_score == "detection_score"
     assert {name for name, spec in METHODS.items() if not spec.needs_network} == {"icp"}
     with pytest.raises(ValueError, match="unknown method 'sparc'"):
@@ -276,9 +244,10 @@ def test_network_methods_select_and_refine_as_named(scene, cads) -> None:
     detections = [*scene.detections, replace(scene.detections[0], id=2, bbox=scene.detections[0].bbox + 3.0)]
     biased = (PreferThird(model), inputs)
     joint, first = (
-        make_method(name, cads, biased).align(scene.observation, detections) for name in ("multisparc", "2d-score")
+        make_method(name, cads, biased).align(scene.observation, detections)
+        for name in ("multisparc-paper", "2d-score")
     )
-    # Same refinement; multisparc takes the best-scored hypothesis (2), 2d-score the first initialisation.
+    # Same refinement; multisparc-paper takes the best-scored hypothesis (2), 2d-score the first initialisation.
     np.testing.assert_allclose(first.logits, joint.logits, atol=1e-6)
     np.testing.assert_array_equal(joint.chosen, [2, 2])
     np.testing.assert_array_equal(first.chosen, [0, 0])
@@ -293,7 +262,11 @@ def test_network_methods_select_and_refine_as_named(scene, cads) -> None:
     np.testing.assert_allclose(initial.trajectory.t[0].numpy(), init.poses.t.numpy(), atol=1e-12)
     # single: every object alone, so the second (shifted) detection does not change the first one's result.
     single = make_method("single", cads, (model, inputs)).align(scene.observation, detections)
-    alone = Aligner(model, inputs, cads, mode="single").align(scene.observation, detections[:1])
+    alone = Aligner(model, inputs, cads, mode="single", pipeline="paper").align(scene.observation, detections[:1])
     np.testing.assert_allclose(single.logits[:, :, 0], alone.logits[:, :, 0], atol=1e-5)
-    with_other = make_method("multisparc", cads, (model, inputs)).align(scene.observation, detections)
+    with_other = make_method("multisparc-paper", cads, (model, inputs)).align(scene.observation, detections)
     assert np.abs(with_other.logits[:, :, 0] - alone.logits[:, :, 0]).max() > 1e-6  # joint: the objects interact
+    # multisparc: the same refinement, then the verification and the depth fit as one more step.
+    full = make_method("multisparc", cads, (model, inputs)).align(scene.observation, detections)
+    assert full.stages == ["verify", "fit"] and full.trajectory.shape == (5, 4, 2)
+    np.testing.assert_allclose(full.logits[:4], with_other.logits, atol=1e-6)

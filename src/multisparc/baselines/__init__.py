@@ -8,8 +8,10 @@ Place in the layers: this package imports `inference` (initialisations, the Alig
 only `benchmarks` and the command line import it.
 """
 
-from multisparc.baselines.icp import IcpAligner, IcpConfig, detection_points, fit_score, principal_yaw_offset
+from multisparc.baselines.icp import IcpAligner
 from multisparc.baselines.methods import METHODS, MethodSpec, make_method, method_spec
+from multisparc.inference.depth_fit import IcpConfig, detection_points, principal_yaw_offset
+from multisparc.inference.verification import fit_score
 
 __all__ = [
     "METHODS",

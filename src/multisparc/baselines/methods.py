@@ -1,19 +1,29 @@
 """The alignment methods of the benchmark tables, by name (the rows of the paper's Table 1).
 
-=============  ==================================================  ==================  =================
-name           what runs                                           pose of a detection ranked by
-=============  ==================================================  ==================  =================
-``multisparc`` Multi-SPARC: objects jointly, 3 refinements + 1     highest learned     learned score
-               scoring pass (`Aligner(mode="joint")`)              score
-``single``     SPARC-style: every (object, hypothesis) refined     highest learned     learned score
-               alone, one forward pass at a time                   score
-               (`Aligner(mode="single", sequential=True)`)
-``2d-score``   as multisparc, refinement kept, but the pose is     first hypothesis    2D detection score
-               not chosen by the learned score                     (azimuth 0)
-``initial``    the initial hypotheses, no refinement               highest learned     learned score
-               (`n_refine=0`: only the scoring pass)               score
-``icp``        the depth-only ICP baseline (`baselines.icp`)       best ICP fit        ICP fit score
-=============  ==================================================  ==================  =================
+====================  ==============================================  ==================  ==============
+name                  what runs                                       pose of a detection ranked by
+====================  ==============================================  ==================  ==============
+``multisparc``        the full pipeline: observed start, objects      highest fused       learned score
+                      jointly through 3 refinements + 1 scoring       (learned +
+                      pass, geometric verification, depth fit         geometric) score
+                      (`Aligner(pipeline="full")`)
+``multisparc-paper``  the paper's Multi-SPARC: paper start,           highest learned     learned score
+                      network, learned score (`pipeline="paper"`)     score
+``+start``            multisparc-paper with the observed start        highest learned     learned score
+``+verify``           multisparc-paper with the verification          highest fused       learned score
+``+fit``              multisparc-paper with verification and fit      highest fused       learned score
+``single``            SPARC-style: every (object, hypothesis)         highest learned     learned score
+                      refined alone, one forward pass at a time       score
+                      (`mode="single", sequential=True`, paper)
+``2d-score``          as multisparc-paper, but the pose is not        first hypothesis    2D detection
+                      chosen by the learned score                     (azimuth 0)         score
+``initial``           the paper's initial hypotheses, no refinement   highest learned     learned score
+                      (`n_refine=0`: only the scoring pass)           score
+``icp``               the depth-only ICP baseline (`baselines.icp`)   best ICP fit        ICP fit score
+====================  ==============================================  ==================  ==============
+
+The network's own rows (multisparc-paper, single, 2d-score, initial) run the paper's pipeline, so what the
+learned part does stays visible next to what the test-time stages add (`inference.stages`).
 
 The 2D detection score is the same for the 4 hypotheses of a detection, so it cannot choose among them:
 ``2d-score`` takes the hypothesis of the first initialisation (gravity-aligned azimuth 0) after the
@@ -62,21 +72,44 @@ class MethodSpec:
 
 
 _SPECS = (
-    MethodSpec("multisparc", "Multi-SPARC, objects aligned jointly", True, aligner_options={"mode": "joint"}),
+    MethodSpec(
+        "multisparc",
+        "Multi-SPARC with the test-time stages: observed start, verification, depth fit",
+        True,
+        aligner_options={"mode": "joint", "pipeline": "full"},
+    ),
+    MethodSpec(
+        "multisparc-paper",
+        "Multi-SPARC as in the paper, objects aligned jointly",
+        True,
+        aligner_options={"mode": "joint", "pipeline": "paper"},
+    ),
+    MethodSpec("+start", "multisparc-paper with the observed start", True, aligner_options={"pipeline": "+start"}),
+    MethodSpec(
+        "+verify", "multisparc-paper with the geometric verification", True, aligner_options={"pipeline": "+verify"}
+    ),
+    MethodSpec(
+        "+fit", "multisparc-paper with the verification and the depth fit", True, aligner_options={"pipeline": "+fit"}
+    ),
     MethodSpec(
         "single",
         "SPARC-style, every object and hypothesis alone",
         True,
-        aligner_options={"mode": "single", "sequential": True},
+        aligner_options={"mode": "single", "sequential": True, "pipeline": "paper"},
     ),
     MethodSpec(
         "2d-score",
         "joint refinement, first hypothesis, ranked by the 2D detection score",
         True,
         ranking_score="detection_score",
-        aligner_options={"mode": "joint", "select": "first"},
+        aligner_options={"mode": "joint", "select": "first", "pipeline": "paper"},
     ),
-    MethodSpec("initial", "initial poses only, chosen by the learned score", True, aligner_options={"n_refine": 0}),
+    MethodSpec(
+        "initial",
+        "initial poses only, chosen by the learned score",
+        True,
+        aligner_options={"n_refine": 0, "pipeline": "paper"},
+    ),
     MethodSpec("icp", "depth-only ICP baseline", False, score_label="ICP fit score"),
 )
 METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in _SPECS}

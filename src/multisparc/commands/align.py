@@ -26,6 +26,7 @@ import argparse
 from pathlib import Path
 
 from multisparc.datasets.bundle import BundleError, Detection
+from multisparc.inference.stages import PIPELINES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,6 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--precision", choices=("float32", "bfloat16"), default="float32",
         help="network precision (bfloat16: about twice as fast on CPUs with AVX512-BF16/AMX and on GPUs)",
+    )
+    parser.add_argument(
+        "--pipeline", choices=tuple(PIPELINES), default="full",
+        help="full: the network, geometric verification and depth fit; paper: the paper's start, network and "
+        "learned score only; +start, +verify, +fit: the paper's with one addition",
     )
     parser.add_argument("--no-overlay", action="store_true", help="do not write overlay.png")
     parser.add_argument(
@@ -111,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     model, input_config = load_checkpoint(args.checkpoint, args.device)
     aligner = Aligner(
         model, input_config, cads, device=args.device, mode=args.mode, sequential=args.sequential, seed=args.seed,
-        precision=args.precision,
+        precision=args.precision, pipeline=args.pipeline,
     )
     n_objects, seconds = 0, 0.0
     for scene in tqdm(scenes, desc="align", unit="scene"):

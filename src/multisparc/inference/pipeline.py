@@ -17,6 +17,11 @@ tokens of all detections under all hypotheses with one pixel-source call and run
   forward pass at a time, as SPARC does; the baseline of the run-time comparison (paper Tab. 1).
 Hypotheses and chunks always sit in the batch dimension, so they never attend to each other.
 
+Stages beyond the paper (`inference.stages`, DESIGN section 7): `pipeline="full"` (the default) reads the
+start from the observed depth, scores every refined hypothesis also by its geometric agreement with the
+observation, fits each to the depth (kept where it raises the fused score; the network scores the fitted
+poses in one more pass) and chooses by the fused score; `pipeline="paper"` is the paper's pipeline exactly.
+
 Reproducibility: the box pixels of a detection are drawn from a generator seeded by (seed, detection
 id), so a detection's tokens do not depend on which other detections the image has; the box tokens of
 all detections yet come from one pixel-source call, once per image. Poses are kept in
@@ -41,7 +46,9 @@ from multisparc.datasets.pixels import ImagePixelSource, PixelSource
 from multisparc.geometry import Pose, apply_update, clip_box
 from multisparc.inference.checkpoint import load_checkpoint
 from multisparc.inference.initialisation import InitialisationConfig, initial_poses
+from multisparc.inference.observed_start import observed_start
 from multisparc.inference.result import AlignmentResult, SkippedDetection
+from multisparc.inference.stages import PipelineStages, fuse, keep_fits, observed_points, pipeline_stages, score_and_fit
 from multisparc.inference.timers import StageTimer
 from multisparc.inputs import C_INPUT, InputConfig, collate_image, sample_box_tokens, step_tokens, uncollate
 from multisparc.model import MultiSparcNet
@@ -74,6 +81,8 @@ class Aligner:
         precision: of the network's matrix products: "float32", or "bfloat16" (autocast; about twice the
             matmul throughput on CPUs with AVX512-BF16 or AMX and on GPUs, outputs to about 3 digits).
             Tokens, poses and updates stay float32/float64 either way.
+        pipeline: the test-time stages, by name ("full", "paper", or one addition: "+start", "+verify",
+            "+fit", `inference.stages.PIPELINES`) or as `PipelineStages`.
     """
 
     def __init__(
@@ -90,6 +99,7 @@ class Aligner:
         initialisation: InitialisationConfig | None = None,
         select: Select = "score",
         precision: Precision = "float32",
+        pipeline: str | PipelineStages = "full",
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -119,6 +129,7 @@ class Aligner:
         self.seed = seed
         self.select = select
         self.initialisation = replace(initialisation or InitialisationConfig(), n_hypotheses=n_hypotheses)
+        self.stages = pipeline_stages(pipeline) if isinstance(pipeline, str) else pipeline
 
     @property
     def n_mul(self) -> int:
@@ -142,29 +153,64 @@ class Aligner:
                     self.cads.source, f"detection {det.id} asks for CAD {det.cad!r}, which this CAD index does not hold"
                 )
         kept, skipped = clip_detections(observation, detections)
+        stages = self.stages
         with timer.stage("initialisation"):
             init = initial_poses(observation, kept, self.cads, self.initialisation)
             points, normals = self._cad_samples(kept)
+        if stages.any:
+            with timer.stage("observed points"):
+                observed = observed_points(observation, kept, stages.icp, self.seed)
+        if stages.start:
+            with timer.stage("initialisation"):
+                init = observed_start(init, observed, kept, self.cads, observation)
         with timer.stage("tokens"):
             box_tokens = self._box_tokens(observation, kept)
+        source = ImagePixelSource(observation, kept)
         if not kept:
             trajectory = Pose.stack([init.poses] * (self.n_refine + 1))
             logits = torch.zeros(self.n_refine + 1, self.initialisation.n_hypotheses, 0)
         elif self.sequential:
             trajectory, logits = self._refine_each(observation, kept, box_tokens, points, normals, init.poses, timer)
         else:
-            source = ImagePixelSource(observation, kept)
             trajectory, logits = self._refine(source, box_tokens, points, normals, init.poses, timer)
-
         logits_np = logits.numpy().astype(np.float64)
+
+        selection = logits_np[-1]
+        geometric = fit_kept = None
+        if kept and (stages.verify or stages.fit):
+            with timer.stage("depth fit" if stages.fit else "verification"):
+                fits = score_and_fit(
+                    observation, kept, observed, self.cads, trajectory.index(-1), logits_np[-1], init.gravity.up, stages
+                )
+            geometric = fits.geometric
+            if stages.fit:
+                fit_kept = np.zeros_like(geometric, dtype=bool)
+                if fits.gate >= stages.fit_gate:
+                    fitted_logits = self._score(source, box_tokens, points, normals, fits.fitted, timer)
+                    fit_kept = keep_fits(fits, logits_np[-1], fitted_logits, stages)
+                keep = torch.from_numpy(fit_kept)
+                last = trajectory.index(-1)
+                final = Pose(
+                    torch.where(keep[..., None, None], fits.fitted.R, last.R),
+                    torch.where(keep[..., None], fits.fitted.t, last.t),
+                    torch.where(keep[..., None], fits.fitted.s, last.s),
+                )
+                trajectory = Pose.cat([trajectory, Pose.stack([final])])
+                last_logits = np.where(fit_kept, fitted_logits, logits_np[-1]) if fit_kept.any() else logits_np[-1]
+                logits_np = np.concatenate([logits_np, last_logits[None]])
+                geometric = np.where(fit_kept, fits.fitted_geometric, fits.geometric)
+            selection = fuse(logits_np[-1], geometric, stages)
+
         if self.select == "score":
-            chosen = np.argmax(logits_np[-1], axis=0)
+            chosen = np.argmax(selection, axis=0)
         else:
             chosen = np.zeros(len(kept), dtype=np.int64)
         final_scores = 1.0 / (1.0 + np.exp(-logits_np[-1, chosen, np.arange(len(kept))]))
         syms = [self.cads[det.cad].sym for det in kept]
+        ran = [name for name in ("start", "verify", "fit") if getattr(stages, name)]
         return AlignmentResult.from_hypotheses(
-            list(kept), init, trajectory, logits_np, chosen, final_scores, syms, skipped, timer.to_dict()
+            list(kept), init, trajectory, logits_np, chosen, final_scores, syms, skipped, timer.to_dict(),
+            ran, geometric, fit_kept,
         )
 
     def align_bundle(self, bundle: SceneBundle | str | Path) -> AlignmentResult:
@@ -207,8 +253,10 @@ class Aligner:
         poses: Pose,
         timer: StageTimer,
         n_mul: int | None = None,
+        n_refine: int | None = None,
     ) -> tuple[Pose, Tensor]:
-        """Run n_refine updating passes and one scoring pass over poses (H, K) in one batch per pass.
+        """Run n_refine (default: the aligner's) updating passes and one scoring pass over poses (H, K) in one
+        batch per pass.
 
         box_tokens (K, n_bbox, 13), points and normals (K, n_cad, 3) CAD frame of the source's K
         detections. Returns the trajectory (S, H, K) (initial poses first) and logits (S, H, K) float32,
@@ -216,9 +264,10 @@ class Aligner:
         """
         # Images with fewer detections than slots get fewer slots: padding would cost without changing a thing.
         n_mul = min(self.n_mul if n_mul is None else n_mul, poses.shape[-1])
+        n_refine = self.n_refine if n_refine is None else n_refine
         shape = poses.shape
         trajectory, logits = [poses], []
-        for step in range(self.n_refine + 1):
+        for step in range(n_refine + 1):
             with timer.stage("tokens"):
                 tokens, token_mask = step_tokens(box_tokens, source, points, normals, poses)
                 batch = collate_image(tokens, token_mask, poses.R, n_mul).to(self.device)
@@ -226,11 +275,18 @@ class Aligner:
                 output = self.model(batch.tokens, batch.object_mask, batch.token_mask, batch.rotations)
                 logits.append(uncollate(output.logit.float(), batch.object_mask).reshape(shape).cpu())
                 update = uncollate(output.update.float(), batch.object_mask).reshape(*shape, -1).cpu()
-            if step < self.n_refine:
+            if step < n_refine:
                 with timer.stage("pose update"):
                     poses = apply_update(poses, update.to(poses.t.dtype))
                 trajectory.append(poses)
         return Pose.stack(trajectory), torch.stack(logits)
+
+    def _score(
+        self, source: PixelSource, box_tokens: Tensor, points: Tensor, normals: Tensor, poses: Pose, timer: StageTimer
+    ) -> np.ndarray:
+        """The network's logits (H, K) float64 for poses (H, K): one scoring pass, no update."""
+        _, logits = self._refine(source, box_tokens, points, normals, poses, timer, n_refine=0)
+        return logits[0].numpy().astype(np.float64)
 
     def _autocast(self) -> torch.autocast:
         """The network's precision (class docstring); float32 is autocast switched off."""

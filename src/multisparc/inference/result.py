@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -39,6 +39,12 @@ class AlignmentResult:
         gravity: the up axis the initial rotations stand on.
         skipped: detections left out (box wholly outside the image), with the reason.
         timings: seconds per pipeline stage and their total (`StageTimer.to_dict`).
+        stages: the test-time stages beyond the paper that ran ("start", "verify", "fit"; empty for the
+            paper's pipeline, `inference.stages`).
+        geometric: (H, K) geometric agreement of each final hypothesis with the observation, or None when
+            the verification did not run.
+        fit_kept: (H, K) bool, where the depth fit replaced the network's pose (the last trajectory step),
+            or None when the fit did not run.
     """
 
     objects: list[ObjectPose]
@@ -51,6 +57,9 @@ class AlignmentResult:
     gravity: GravityEstimate
     skipped: list[SkippedDetection]
     timings: dict[str, float]
+    stages: list[str] = field(default_factory=list)
+    geometric: np.ndarray | None = None
+    fit_kept: np.ndarray | None = None
 
     @classmethod
     def from_hypotheses(
@@ -64,11 +73,15 @@ class AlignmentResult:
         syms: list[str],
         skipped: list[SkippedDetection],
         timings: dict[str, float],
+        stages: list[str] | None = None,
+        geometric: np.ndarray | None = None,
+        fit_kept: np.ndarray | None = None,
     ) -> AlignmentResult:
         """The result of refined hypotheses: each detection's chosen final pose becomes its ObjectPose.
 
         trajectory (S, H, K) and logits (S, H, K) as the attributes; chosen (K,) hypothesis indices;
-        final_scores (K,) the chosen hypotheses' scores in [0, 1]; syms (K,) the CADs' symmetry tags.
+        final_scores (K,) the chosen hypotheses' scores in [0, 1]; syms (K,) the CADs' symmetry tags;
+        stages, geometric and fit_kept as the attributes.
         """
         final = trajectory.index((-1, torch.as_tensor(chosen), torch.arange(len(detections))))
         t, q, s = (value.numpy() for value in final.to_tqs())
@@ -97,6 +110,9 @@ class AlignmentResult:
             gravity=init.gravity,
             skipped=skipped,
             timings=timings,
+            stages=list(stages or []),
+            geometric=geometric,
+            fit_kept=fit_kept,
         )
 
     @property
@@ -122,7 +138,9 @@ class AlignmentResult:
         """`predictions.json` records (DESIGN / docs/CONVENTIONS.md): id, category, cad, t, q, s, sym, score,
         detection_score, plus diagnostics: `hypothesis` (chosen index), `hypothesis_scores` (H final
         scores), `iterations` (the chosen hypothesis's poses through the passes, the first being its
-        initialisation, each with t, q, s and the score the network gave it)."""
+        initialisation, each with t, q, s and the score the network gave it; with the depth fit, the last
+        is the fitted pose or the network's again), and with the verification `geometric_score` (of the
+        chosen pose) and `depth_fit` (whether the fit replaced the network's pose)."""
         trajectory = self.chosen_trajectory()
         t, q, s = (value.numpy() for value in trajectory.to_tqs())
         scores = self.chosen_scores()
@@ -135,6 +153,10 @@ class AlignmentResult:
                 {"t": t[i, k].tolist(), "q": q[i, k].tolist(), "s": s[i, k].tolist(), "score": float(scores[i, k])}
                 for i in range(len(trajectory.t))
             ]
+            if self.geometric is not None:
+                record["geometric_score"] = float(self.geometric[self.chosen[k], k])
+            if self.fit_kept is not None:
+                record["depth_fit"] = bool(self.fit_kept[self.chosen[k], k])
             records.append(record)
         return records
 
@@ -151,4 +173,5 @@ class AlignmentResult:
             },
             "skipped": [{"id": skip.id, "reason": skip.reason} for skip in self.skipped],
             "timings": dict(self.timings),
+            "stages": list(self.stages),
         }

@@ -1,0 +1,242 @@
+"""Fitting a CAD model to the observed depth of its detection: the geometry shared by the depth-only ICP
+baseline (`multisparc.baselines.icp`) and the depth-fit stage of the full pipeline (`inference.pipeline`).
+
+All in the camera frame, metres. `detection_points` back-projects a detection's depth; `principal_yaw_offset`
+and `scale_and_centre` read a start from those points; `SurfaceSamples` holds a scaled CAD's surface samples
+with a kd tree; `icp` refines the yaw about gravity up and the translation with the scale held (4 degrees of
+freedom). The ICP is written here rather than taken from trimesh (`trimesh.registration.icp`: 6-DoF
+point-to-point) or Open3D (6-DoF, and a heavy dependency): neither constrains the rotation to gravity, drops
+back-side pairs, or mixes point-to-plane with point-to-point terms. `IcpConfig` holds every setting
+(its docstring says what each does).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.ndimage import binary_erosion
+from scipy.spatial import cKDTree
+
+from multisparc.categories import category_info, scale_range
+from multisparc.datasets.bundle import Detection, Observation
+from multisparc.inference.initialisation import box_pixel_ranges
+
+
+@dataclass(frozen=True)
+class IcpConfig:
+    """Settings of the ICP baseline (module docstring). Lengths in metres.
+
+    max_points: observed points kept per detection; min_points: fewer valid points (or ICP pairs) than
+    this and the detection keeps its initial pose with score 0. model_points: CAD surface samples.
+    iterations: ICP iterations per round; rounds: scale estimates, each followed by ICP.
+    max_distance / inlier_distance: the trimming distance shrinks from the first to twice the second;
+    the second is also the tau of the score. point_to_point_weight: weight of the point-to-point term.
+    damping: added to the normal equations (Levenberg). tolerance: an iteration moving less than this
+    (metres and radians) ends ICP. min_anisotropy: the principal horizontal direction sets the yaw only
+    when its standard deviation exceeds the perpendicular one by this factor. n_hypotheses: azimuths.
+    erode_pixels: erosion of the mask before its pixels are read. percentiles: (low, high) percentiles
+    of the points along each object axis that bound their robust extent.
+    """
+
+    max_points: int = 1000
+    min_points: int = 30
+    model_points: int = 4000
+    iterations: int = 20
+    rounds: int = 2
+    max_distance: float = 0.3
+    inlier_distance: float = 0.05
+    point_to_point_weight: float = 0.1
+    damping: float = 1e-6
+    tolerance: float = 1e-4
+    min_anisotropy: float = 1.2
+    n_hypotheses: int = 4
+    erode_pixels: int = 0
+    percentiles: tuple[float, float] = (2.0, 98.0)
+
+    def __post_init__(self) -> None:
+        for name in ("max_points", "min_points", "model_points", "iterations", "rounds", "n_hypotheses"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"IcpConfig.{name} must be a positive integer, got {value!r}")
+        if not 0 < self.inlier_distance < self.max_distance:
+            raise ValueError(
+                f"IcpConfig needs 0 < inlier_distance < max_distance, got {self.inlier_distance}, {self.max_distance}"
+            )
+        for name in ("point_to_point_weight", "damping", "tolerance"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"IcpConfig.{name} must be non-negative, got {getattr(self, name)!r}")
+        if isinstance(self.erode_pixels, bool) or not isinstance(self.erode_pixels, int) or self.erode_pixels < 0:
+            raise ValueError(f"IcpConfig.erode_pixels must be a non-negative integer, got {self.erode_pixels!r}")
+        low, high = self.percentiles
+        if not 0 <= low < high <= 100:
+            raise ValueError(f"IcpConfig.percentiles must satisfy 0 <= low < high <= 100, got {self.percentiles!r}")
+        if not self.min_anisotropy >= 1:
+            raise ValueError(f"IcpConfig.min_anisotropy must be at least 1, got {self.min_anisotropy!r}")
+
+
+def rotation_about(axis: np.ndarray, angle: np.ndarray | float) -> np.ndarray:
+    """Rotations (..., 3, 3) by angle (...) radians about the unit axis (3,) (right-handed), Rodrigues."""
+    angle = np.asarray(angle, dtype=np.float64)
+    x, y, z = np.asarray(axis, dtype=np.float64)
+    cross = np.array([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]])
+    c, s = np.cos(angle)[..., None, None], np.sin(angle)[..., None, None]
+    return c * np.eye(3) + s * cross + (1.0 - c) * np.outer([x, y, z], [x, y, z])
+
+
+def detection_points(
+    observation: Observation, detection: Detection, config: IcpConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, str]:
+    """Camera-frame points (N, 3) in metres of one detection and which pixels gave them ("mask", "box"),
+    or an empty (0, 3) array and "fallback" when fewer than `min_points` pixels have a valid depth.
+
+    The box must lie inside the image (`clip_detections`); depth 0 or NaN is unknown (module docstring, 1).
+    """
+    rows, cols = box_pixel_ranges(detection.bbox)
+    depth = np.asarray(observation.depth[rows, cols], dtype=np.float64)
+    valid = np.isfinite(depth) & (depth > 0)
+    source = "box"
+    if detection.mask is not None:
+        mask = np.asarray(detection.mask[rows, cols], dtype=bool)
+        if config.erode_pixels > 0:
+            # Depth at an object's outline mixes object and background (and a mask is never exact there).
+            eroded = binary_erosion(mask, iterations=config.erode_pixels)
+            if (valid & eroded).sum() >= config.min_points:
+                mask = eroded
+        in_mask = valid & mask
+        if in_mask.sum() >= config.min_points:
+            valid, source = in_mask, "mask"
+    if valid.sum() < config.min_points:
+        return np.zeros((0, 3)), "fallback"
+    j, i = np.nonzero(valid)
+    z = depth[j, i]
+    uv1 = np.stack([i + cols.start, j + rows.start, np.ones_like(z)], axis=1).astype(np.float64)
+    points = z[:, None] * (uv1 @ np.linalg.inv(observation.camera.K).T)
+    # Background through the box (floor, wall) lies beyond any point of an object of this class.
+    reach = float(np.linalg.norm(category_info(detection.category).max_size))
+    points = points[np.linalg.norm(points - np.median(points, axis=0), axis=1) <= reach]
+    if len(points) < config.min_points:
+        return np.zeros((0, 3)), "fallback"
+    if len(points) > config.max_points:
+        points = points[np.sort(rng.choice(len(points), config.max_points, replace=False))]
+    return points, source
+
+
+def principal_yaw_offset(points: np.ndarray, up: np.ndarray, axis: np.ndarray, min_anisotropy: float) -> float:
+    """Angle in [-pi/4, pi/4] about `up` (3,) that turns the horizontal unit `axis` (3,) onto the principal
+    horizontal direction of points (N, 3), modulo 90 deg; 0 when the horizontal spread is nearly round
+    (standard deviations within a factor min_anisotropy)."""
+    centred = points - points.mean(axis=0)
+    flat = np.stack([centred @ axis, centred @ np.cross(up, axis)], axis=1)
+    values, vectors = np.linalg.eigh(np.cov(flat.T))  # ascending
+    if values[1] <= 0 or values[1] < min_anisotropy**2 * values[0]:
+        return 0.0
+    angle = math.atan2(vectors[1, 1], vectors[0, 1])
+    return angle - (math.pi / 2) * round(angle / (math.pi / 2))
+
+
+def scale_and_centre(
+    points: np.ndarray,
+    R: np.ndarray,
+    cad_extent: np.ndarray,
+    category: str,
+    percentiles: tuple[float, float] = (2.0, 98.0),
+    per_axis: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Scales (H, 3) and object centres (H, 3) camera frame of hypotheses with rotations R (H, 3, 3), from
+    points (N, 3) camera frame; cad_extent (3,) the CAD's bounding-box size.
+
+    The points' robust extents along the object axes over the CAD's give one ratio per axis; a single view
+    sees the axis of smallest ratio only in part. Isotropic (default): the mean of the two largest ratios.
+    per_axis: the two largest ratios each for its own axis and their mean for the third. Clamped per axis
+    to the class's size range; the centre is the middle of the points' box pushed away from the camera
+    along each axis by half the extent the points do not cover."""
+    mean = points.mean(axis=0)
+    local = np.einsum("nc,hca->hna", points - mean, R)  # coordinates along each hypothesis's object axes
+    low, high = np.percentile(local, percentiles, axis=1)  # (H, 3) each
+    observed = high - low
+    ratio = observed / cad_extent
+    iso = np.sort(ratio, axis=1)[:, -2:].mean(axis=1)
+    smallest, largest = scale_range(category, cad_extent)
+    if per_axis:
+        least_seen = np.argmin(ratio, axis=1)
+        ratio[np.arange(len(ratio)), least_seen] = iso
+        scale = np.clip(ratio, smallest, largest)
+    else:
+        scale = np.clip(iso[:, None], smallest, largest)
+    axes = R.transpose(0, 2, 1)  # axes[h, a] = object axis a in the camera frame
+    centre = mean + np.einsum("hac,ha->hc", axes, 0.5 * (low + high))
+    view = centre / np.linalg.norm(centre, axis=1, keepdims=True)
+    away = np.sign(np.einsum("hac,hc->ha", axes, view))
+    deficit = np.maximum(scale * cad_extent - observed, 0.0)
+    centre = centre + np.einsum("hac,ha->hc", axes, 0.5 * deficit * away)
+    return scale, centre
+
+
+class SurfaceSamples:
+    """A CAD's surface samples scaled by s (CAD frame after the scale, metres) with a kd tree, for one
+    scale: poses move observed points into this frame, `R^T (p - t)`, so the tree is built once per scale."""
+
+    def __init__(self, points: np.ndarray, normals: np.ndarray, scale: np.ndarray) -> None:
+        self.points = points * scale
+        normals = normals / scale  # the inverse transpose of the scaling keeps normals normal
+        self.normals = normals / np.linalg.norm(normals, axis=1, keepdims=True)
+        self.tree = cKDTree(self.points)
+
+    def pairs(
+        self, observed: np.ndarray, R: np.ndarray, t: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """For observed (N, 3) camera frame under pose (R, t): distances (N,) to the nearest model points,
+        those points (N, 3) and normals (N, 3) in the camera frame, and whether each faces the camera (N,)."""
+        distance, index = self.tree.query((observed - t) @ R)
+        points = self.points[index] @ R.T + t
+        normals = self.normals[index] @ R.T
+        facing = np.einsum("nc,nc->n", normals, observed) < 0
+        return distance, points, normals, facing
+
+
+def icp(
+    observed: np.ndarray,
+    model: SurfaceSamples,
+    R: np.ndarray,
+    t: np.ndarray,
+    centre_offset: np.ndarray,
+    up: np.ndarray,
+    config: IcpConfig,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Refine the yaw about `up` (3,) and the translation of pose (R (3, 3), t (3,)) so that the model fits
+    observed (N, 3) camera frame (module docstring, step 4); centre_offset (3,) is s * the CAD's box centre,
+    the point the yaw turns about. Returns the refined (R, t)."""
+    w = config.point_to_point_weight
+    final = 2.0 * config.inlier_distance
+    for iteration in range(config.iterations):
+        fraction = iteration / max(config.iterations - 1, 1)
+        trim = config.max_distance * (final / config.max_distance) ** fraction
+        distance, q, n, facing = model.pairs(observed, R, t)
+        keep = facing & (distance <= trim)
+        if keep.sum() < config.min_points:
+            break
+        p, q, n = observed[keep], q[keep], n[keep]
+        centre = t + R @ centre_offset
+        arm = np.cross(up, q - centre)  # d q / d yaw
+        # Rows of the Jacobian in (yaw, tx, ty, tz): point-to-plane n . dq, point-to-point dq.
+        plane = np.concatenate([np.einsum("nc,nc->n", n, arm)[:, None], n], axis=1)
+        plane_residual = np.einsum("nc,nc->n", n, q - p)
+        A = plane.T @ plane
+        b = plane.T @ plane_residual
+        if w > 0:  # the point-to-point rows [arm, I] summed in closed form
+            gap = q - p
+            A[0, 0] += w * float(np.sum(arm * arm))
+            A[0, 1:] += w * arm.sum(axis=0)
+            A[1:, 0] += w * arm.sum(axis=0)
+            A[1:, 1:] += w * len(p) * np.eye(3)
+            b[0] += w * float(np.sum(arm * gap))
+            b[1:] += w * gap.sum(axis=0)
+        step = -np.linalg.solve(A + config.damping * np.eye(4), b)
+        turn = rotation_about(up, step[0])
+        R = turn @ R
+        t = centre + turn @ (t - centre) + step[1:]
+        if abs(step[0]) < config.tolerance and np.linalg.norm(step[1:]) < config.tolerance:
+            break
+    return R, t
