@@ -21,7 +21,7 @@ import trimesh
 from PIL import Image
 
 from multisparc import baselines
-from multisparc.benchmarks.sets import make_set
+from multisparc.benchmarks.sets import SETS, make_set
 from multisparc.cad import CadIndex
 from multisparc.commands import benchset as benchset_command
 from multisparc.commands import evaluate as evaluate_command
@@ -72,7 +72,8 @@ def cads_json(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def scenes(tmp_path_factory: pytest.TempPathFactory, cads_json: Path) -> Path:
     folder = tmp_path_factory.mktemp("bench") / "scenes"
-    assert make_set(folder, cads_json, "clean", 2, seed=5, config=SCENE_CONFIG, progress=False) == 2
+    spec = SETS["procedural-clean"]
+    assert make_set(folder, cads_json, spec, 2, seed=5, config=SCENE_CONFIG, progress=False) == 2
     return folder
 
 
@@ -251,15 +252,23 @@ def test_benchset_makes_paired_seeded_sets(cads_json, tmp_path) -> None:
     benchset_command.add_arguments(parser)
     out = tmp_path / "sets"
     argv = ["--out", str(out), "--scenes", "1", "--seed", "3", "--procedural-cads", str(cads_json)]
-    args = parser.parse_args([*argv, "--sets", "procedural-clean,procedural-realistic"])
+    sets = "procedural-clean,procedural-realistic,procedural-depth105,procedural-boxes"
+    args = parser.parse_args([*argv, "--sets", sets])
     assert benchset_command.run(args) == 0
-    clean, noisy = out / "procedural-clean" / "scene_00000", out / "procedural-realistic" / "scene_00000"
+    clean, noisy, scaled, boxes = (out / name / "scene_00000" for name in sets.split(","))
     # The same scene under two noise levels: same ground truth, different depth.
     assert (clean / "gt.json").read_text() == (noisy / "gt.json").read_text()
     assert not np.array_equal(np.load(clean / "depth.npy"), np.load(noisy / "depth.npy"))
+    # The user-input variants: the clean depth times 1.05, the same normals; the same boxes without masks.
+    np.testing.assert_allclose(np.load(scaled / "depth.npy"), 1.05 * np.load(clean / "depth.npy"), rtol=1e-6)
+    np.testing.assert_array_equal(np.load(scaled / "normals.npy"), np.load(clean / "normals.npy"))
+    with_masks, without = (json.loads((folder / "detections.json").read_text()) for folder in (clean, boxes))
+    assert [d["bbox"] for d in without] == [d["bbox"] for d in with_masks]
+    assert any("mask" in d for d in with_masks) and not any("mask" in d for d in without)
     assert set(CadIndex.load(out / "procedural-clean" / "cads.json")) == {"chair0", "table0"}
     info = json.loads((out / "benchset.json").read_text())
-    assert info["seed"] == 3 and set(info["sets"]) == {"procedural-clean", "procedural-realistic"}
+    assert info["seed"] == 3 and set(info["sets"]) == set(sets.split(","))
+    assert info["sets"]["procedural-depth105"]["depth_scale"] == 1.05
     with pytest.raises(ValueError, match="--sweethome3d"):
         benchset_command.run(parser.parse_args([*argv, "--sets", "sweethome3d-clean"]))
 

@@ -1,4 +1,7 @@
-"""Seeded benchmark sets of synthetic scene bundles: procedural and SweetHome3D CADs, clean and realistic noise.
+"""Seeded benchmark sets of synthetic scene bundles: procedural and SweetHome3D CADs, clean and realistic noise,
+and two variants of the clean sets for inputs as a user's come: every depth map scaled by 1.05 (the
+per-image scale error of monocular metric depth; normals, being directions, are unchanged by it), and
+boxes without masks.
 
     OUT/cads/procedural/cads.json        the procedural library (or a copy of a given index)
     OUT/cads/sweethome3d/cads.json       the SweetHome3D catalogue made metric (paths into its folder)
@@ -7,34 +10,37 @@
     OUT/benchset.json                    what was made, with the parameters
 
 Scene i of a set is drawn from the generator seeded by (seed, i), exactly as `multisparc synth --seed S
---cads OUT/<set>/cads.json --noise LEVEL` draws it, so the clean and realistic sets of one library show
-the same scenes, differing only in the perception noise. A scene whose gt.json (the last file a bundle
-gets) exists is kept, so an interrupted run resumes.
+--cads OUT/<set>/cads.json --noise LEVEL` draws it, so the sets of one library show the same scenes,
+differing only in the perception noise (and the variants' depth scale or masks). A scene whose gt.json
+(the last file a bundle gets) exists is kept, so an interrupted run resumes.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from multisparc.cad import CadIndex
 from multisparc.cad.procedural import build_library
-from multisparc.datasets.bundle import write_bundle, write_json
+from multisparc.datasets.bundle import SceneBundle, write_bundle, write_json
 from multisparc.render import RayCaster
 from multisparc.scenes import PerceptionNoise, SceneConfig, SceneSampler, render_scene_frame, to_bundle
 
 
 @dataclass(frozen=True)
 class SetSpec:
-    """One benchmark set: its name, CAD library ("procedural" or "sweethome3d") and noise level."""
+    """One benchmark set: its name, CAD library ("procedural" or "sweethome3d"), noise level, the factor
+    every depth map is multiplied by, and whether detections keep their masks."""
 
     name: str
     library: str
     noise: str
+    depth_scale: float = 1.0
+    masks: bool = True
 
 
 SETS: dict[str, SetSpec] = {
@@ -44,6 +50,10 @@ SETS: dict[str, SetSpec] = {
         SetSpec("procedural-realistic", "procedural", "realistic"),
         SetSpec("sweethome3d-clean", "sweethome3d", "clean"),
         SetSpec("sweethome3d-realistic", "sweethome3d", "realistic"),
+        SetSpec("procedural-depth105", "procedural", "clean", depth_scale=1.05),
+        SetSpec("procedural-boxes", "procedural", "clean", masks=False),
+        SetSpec("sweethome3d-depth105", "sweethome3d", "clean", depth_scale=1.05),
+        SetSpec("sweethome3d-boxes", "sweethome3d", "clean", masks=False),
     )
 }
 
@@ -67,8 +77,17 @@ def _library(
     return CadIndex.from_sweethome3d(sweethome3d).save(target)
 
 
+def user_inputs(bundle: SceneBundle, spec: SetSpec) -> SceneBundle:
+    """The bundle with its depth scaled by spec.depth_scale and, unless spec.masks, its masks dropped."""
+    observation = bundle.observation
+    if spec.depth_scale != 1.0:
+        observation = replace(observation, depth=(observation.depth * spec.depth_scale).astype(np.float32))
+    detections = bundle.detections if spec.masks else [replace(det, mask=None) for det in bundle.detections]
+    return replace(bundle, observation=observation, detections=detections)
+
+
 def make_set(
-    out_dir: Path, cads_json: Path, noise: str, n_scenes: int, seed: int, config: SceneConfig, progress: bool = True
+    out_dir: Path, cads_json: Path, spec: SetSpec, n_scenes: int, seed: int, config: SceneConfig, progress: bool = True
 ) -> int:
     """Write scenes 0 .. n_scenes - 1 of one set into out_dir (module docstring); returns how many were new."""
     from tqdm import tqdm
@@ -77,14 +96,15 @@ def make_set(
     cads.save(out_dir / "cads.json")
     caster = RayCaster(cads)
     sampler = SceneSampler(cads, config, caster=caster)
-    level = PerceptionNoise(noise)
+    level = PerceptionNoise(spec.noise)
     made = 0
     for index in tqdm(range(n_scenes), desc=out_dir.name, unit="scene", disable=not progress):
         name = f"scene_{index:05d}"
         if (out_dir / name / "gt.json").is_file():
             continue
         scene = sampler.sample(np.random.default_rng([seed, index]))
-        write_bundle(out_dir / name, to_bundle(scene, render_scene_frame(scene, caster, level), name=name))
+        bundle = to_bundle(scene, render_scene_frame(scene, caster, level), name=name)
+        write_bundle(out_dir / name, user_inputs(bundle, spec))
         made += 1
     return made
 
@@ -120,8 +140,14 @@ def make_benchmark_sets(
         spec = SETS[name]
         cads_json = _library(out, spec.library, procedural, per_class, cads_seed, sweethome3d)
         folders[name] = out / name
-        make_set(folders[name], cads_json, spec.noise, n_scenes, seed, config, progress)
-        record[name] = {"library": spec.library, "noise": spec.noise, "cads": f"{name}/cads.json"}
+        make_set(folders[name], cads_json, spec, n_scenes, seed, config, progress)
+        record[name] = {
+            "library": spec.library,
+            "noise": spec.noise,
+            "depth_scale": spec.depth_scale,
+            "masks": spec.masks,
+            "cads": f"{name}/cads.json",
+        }
     # Sets made by earlier calls into the same folder stay listed.
     info = out / "benchset.json"
     earlier = json.loads(info.read_text()).get("sets", {}) if info.is_file() else {}

@@ -1,15 +1,16 @@
 """Make the seeded benchmark sets: synthetic scene bundles with procedural and SweetHome3D CADs, each
-clean and with realistic perception noise.
+clean and with realistic perception noise, and the clean scenes with depth scaled by 1.05 and without masks.
 
 multisparc benchset --out DIR --scenes N [--seed S] [--sweethome3d CATALOGUE_DIR]
-                    [--sets procedural-clean,procedural-realistic,sweethome3d-clean,sweethome3d-realistic]
+                    [--sets procedural-clean,procedural-realistic,sweethome3d-clean,sweethome3d-realistic,
+                            procedural-depth105,procedural-boxes,sweethome3d-depth105,sweethome3d-boxes]
                     [--procedural-cads cads.json | --per-class K --cads-seed S]
 
 Writes DIR/<set>/scene_00000 ... and DIR/<set>/cads.json for each set (`multisparc.benchmarks.sets`):
-scene i of every set comes from the seed (S, i), so a set's clean and realistic versions show the same
-scenes. The procedural library is built (K models a class, seed 0 and K = 8 as a default training run)
-unless --procedural-cads gives one, e.g. the library a model was trained with (runs/NAME/cads/cads.json).
-The SweetHome3D sets need the catalogue folder (e.g. ../shared/data/cad/sweethome3d). A rerun keeps
+scene i of every set comes from the seed (S, i), so a library's sets show the same scenes. The procedural
+library is built (K models a class, seed 0 and K = 8 as a default training run) unless --procedural-cads
+gives one, e.g. the library a model was trained with (runs/NAME/cads/cads.json). The SweetHome3D sets
+need the catalogue folder (e.g. ../shared/data/cad/sweethome3d). A rerun keeps
 the scenes already written. Then, per set:
   multisparc evaluate --scenes DIR/<set> --cads DIR/<set>/cads.json --checkpoint model.pt --out ...
 """
@@ -27,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output folder, one sub-folder per set")
     parser.add_argument("--scenes", type=int, required=True, help="scenes per set")
     parser.add_argument("--seed", type=int, default=100, help="scene seed (default 100, apart from synth's 0)")
-    parser.add_argument("--sets", default=",".join(SETS), help="comma-separated sets (default: all four)")
+    parser.add_argument("--sets", default=",".join(SETS), help="comma-separated sets (default: all)")
     parser.add_argument("--sweethome3d", type=Path, help="SweetHome3D catalogue folder, for the sweethome3d sets")
     parser.add_argument("--procedural-cads", type=Path, help="use this cads.json as the procedural library")
     parser.add_argument("--per-class", type=int, default=8, help="procedural models a class when building one")
