@@ -268,5 +268,5 @@ def test_network_methods_select_and_refine_as_named(scene, cads) -> None:
     assert np.abs(with_other.logits[:, :, 0] - alone.logits[:, :, 0]).max() > 1e-6  # joint: the objects interact
     # multisparc: the same refinement, then the verification and the depth fit as one more step.
     full = make_method("multisparc", cads, (model, inputs)).align(scene.observation, detections)
-    assert full.stages == ["verify", "fit"] and full.trajectory.shape == (5, 4, 2)
+    assert full.stages == ["verify", "fit", "depth_only"] and full.trajectory.shape == (5, 4, 2)
     np.testing.assert_allclose(full.logits[:4], with_other.logits, atol=1e-6)

@@ -52,6 +52,7 @@ from multisparc.inference import (
     up_of_pitch,
 )
 from multisparc.inference import pipeline as pipeline_module
+from multisparc.inference.result import FINAL_SOURCES
 from multisparc.inputs import InputConfig
 from multisparc.model import ModelConfig, MultiSparcNet, NetOutput
 from multisparc.render import PlacedObject, RayCaster, Room, instance_boxes, render_full
@@ -231,7 +232,7 @@ def test_gravity_up_from_rendered_floor_normals(scene) -> None:
 
 
 def test_identity_model_returns_the_first_initialisation_unchanged(scene, cads) -> None:
-    result = Aligner(tiny_model(), INPUTS, cads).align(scene.observation, scene.detections)
+    result = Aligner(tiny_model(), INPUTS, cads, pipeline="paper").align(scene.observation, scene.detections)
     init = initial_poses(scene.observation, scene.detections, cads, InitialisationConfig())
     for step in range(4):
         np.testing.assert_allclose(result.trajectory.index(step).t, init.poses.t, atol=1e-12)
@@ -258,10 +259,11 @@ def test_joint_and_sequential_agree_for_a_single_object_network(scene, cads, mon
     detections = seven_detections(scene)
     forwards = []
     monkeypatch.setattr(model, "forward", _recording(model.forward, forwards))
-    joint = Aligner(model, INPUTS, cads).align(scene.observation, detections)
+    joint = Aligner(model, INPUTS, cads, pipeline="paper").align(scene.observation, detections)
     assert [shape for shape in forwards] == [(8, 5)] * 4  # 4 hypotheses x 2 chunks of n_mul = 5, 4 passes
     forwards.clear()
-    sequential = Aligner(model, INPUTS, cads, mode="single", sequential=True).align(scene.observation, detections)
+    sequential = Aligner(model, INPUTS, cads, mode="single", sequential=True, pipeline="paper")
+    sequential = sequential.align(scene.observation, detections)
     assert forwards == [(1, 1)] * (7 * 4 * 4)
     assert_same_alignment(joint, sequential)
     assert np.ptp(joint.logits) > 1e-3 and (joint.trajectory.t[-1] - joint.trajectory.t[0]).abs().max() > 1e-3
@@ -271,15 +273,15 @@ def test_joint_and_sequential_agree_for_a_single_object_network(scene, cads, mon
 def test_bfloat16_network_stays_close_to_float32(scene, cads) -> None:
     model = tiny_model(mode="multi", head_std=0.01)
     detections = seven_detections(scene)
-    exact = Aligner(model, INPUTS, cads).align(scene.observation, detections)
-    fast = Aligner(model, INPUTS, cads, precision="bfloat16").align(scene.observation, detections)
+    exact = Aligner(model, INPUTS, cads, pipeline="paper").align(scene.observation, detections)
+    fast = Aligner(model, INPUTS, cads, precision="bfloat16", pipeline="paper").align(scene.observation, detections)
     moved = (exact.trajectory.t[-1] - exact.trajectory.t[0]).abs().max()
     assert moved > 1e-3
     # bfloat16 keeps 8 bits of mantissa: the updates agree to a few per cent of how far the poses moved.
     assert (fast.trajectory.t[-1] - exact.trajectory.t[-1]).abs().max() < 0.05 * moved
     assert np.abs(fast.logits - exact.logits).max() < 0.03 * np.abs(exact.logits).max()
     with pytest.raises(ValueError, match="precision must be one of"):
-        Aligner(model, INPUTS, cads, precision="float16")
+        Aligner(model, INPUTS, cads, precision="float16", pipeline="paper")
 
 
 def _recording(forward, shapes: list):
@@ -291,7 +293,7 @@ def _recording(forward, shapes: list):
 
 
 def test_more_than_n_mul_detections_equal_their_chunks_aligned_separately(scene, cads, monkeypatch) -> None:
-    aligner = Aligner(tiny_model(mode="multi", head_std=0.01), INPUTS, cads)
+    aligner = Aligner(tiny_model(mode="multi", head_std=0.01), INPUTS, cads, pipeline="paper")
     calls = []
     sample = ImagePixelSource.sample
     monkeypatch.setattr(ImagePixelSource, "sample", lambda self, *a: calls.append(1) or sample(self, *a))
@@ -311,7 +313,7 @@ def test_more_than_n_mul_detections_equal_their_chunks_aligned_separately(scene,
 
 
 def test_permuting_hypotheses_permutes_results(scene, cads, monkeypatch) -> None:
-    aligner = Aligner(tiny_model(head_std=0.01), INPUTS, cads)
+    aligner = Aligner(tiny_model(head_std=0.01), INPUTS, cads, pipeline="paper")
     plain = aligner.align(scene.observation, scene.detections)
     order = torch.tensor([2, 0, 3, 1])
 
@@ -345,7 +347,7 @@ def test_the_hypothesis_of_highest_score_is_chosen(scene, cads) -> None:
     table = torch.tensor(
         [[0.1, 2.0, -1.0, 0, 0], [1.5, -3.0, -2.0, 0, 0], [0.2, 0.5, 4.0, 0, 0], [-1.0, 1.0, 3.0, 0, 0]]
     )
-    result = Aligner(FixedLogits(table), INPUTS, cads).align(scene.observation, scene.detections)
+    result = Aligner(FixedLogits(table), INPUTS, cads, pipeline="paper").align(scene.observation, scene.detections)
     np.testing.assert_array_equal(result.chosen, [1, 0, 2])
     scores = [obj.score for obj in result.objects]
     np.testing.assert_allclose(scores, 1 / (1 + np.exp(-np.array([1.5, 2.0, 4.0]))), rtol=1e-6)
@@ -358,9 +360,9 @@ def test_the_hypothesis_of_highest_score_is_chosen(scene, cads) -> None:
 
 def test_seeded_sampling_is_reproducible(scene, cads) -> None:
     model = tiny_model(head_std=0.01)
-    a = Aligner(model, INPUTS, cads, seed=3).align(scene.observation, scene.detections)
-    b = Aligner(model, INPUTS, cads, seed=3).align(scene.observation, scene.detections)
-    c = Aligner(model, INPUTS, cads, seed=4).align(scene.observation, scene.detections)
+    a = Aligner(model, INPUTS, cads, seed=3, pipeline="paper").align(scene.observation, scene.detections)
+    b = Aligner(model, INPUTS, cads, seed=3, pipeline="paper").align(scene.observation, scene.detections)
+    c = Aligner(model, INPUTS, cads, seed=4, pipeline="paper").align(scene.observation, scene.detections)
     np.testing.assert_array_equal(a.logits, b.logits)
     assert np.abs(a.logits - c.logits).max() > 1e-6
 
@@ -369,7 +371,7 @@ def test_seeded_sampling_is_reproducible(scene, cads) -> None:
 
 
 def test_zero_detections_give_an_empty_result(scene, cads, tmp_path) -> None:
-    result = Aligner(tiny_model(), INPUTS, cads).align(scene.observation, [])
+    result = Aligner(tiny_model(), INPUTS, cads, pipeline="paper").align(scene.observation, [])
     assert result.objects == [] and result.to_predictions() == []
     assert result.trajectory.shape == (4, 4, 0) and result.diagnostics()["skipped"] == []
     with Image.open(render_overlay(scene.observation, result, cads, tmp_path / "empty.png")) as image:
@@ -380,7 +382,7 @@ def test_boxes_are_clipped_or_skipped_with_a_warning(scene, cads, caplog) -> Non
     partly = replace(scene.detections[0], bbox=np.array([-30.0, 20.0, 50.0, 200.0]))
     outside = replace(scene.detections[1], id=8, bbox=np.array([200.0, 10.0, 260.0, 50.0]))
     with caplog.at_level(logging.WARNING):
-        result = Aligner(tiny_model(), INPUTS, cads).align(scene.observation, [partly, outside])
+        result = Aligner(tiny_model(), INPUTS, cads, pipeline="paper").align(scene.observation, [partly, outside])
     np.testing.assert_allclose(result.boxes, [[0.0, 20.0, 50.0, HEIGHT - 1.0]])
     assert [r["id"] for r in result.to_predictions()] == [1]
     assert [skip["id"] for skip in result.diagnostics()["skipped"]] == [8]
@@ -392,7 +394,7 @@ def test_boxes_are_clipped_or_skipped_with_a_warning(scene, cads, caplog) -> Non
 def test_unknown_cad_names_the_detection_and_the_index(scene, cads) -> None:
     stranger = replace(scene.detections[0], id=7, cad="sofa_42")
     with pytest.raises(UnknownCadId, match=r"cads\.json: detection 7 asks for CAD 'sofa_42'"):
-        Aligner(tiny_model(), INPUTS, cads).align(scene.observation, [scene.detections[1], stranger])
+        Aligner(tiny_model(), INPUTS, cads, pipeline="paper").align(scene.observation, [scene.detections[1], stranger])
 
 
 @pytest.mark.parametrize("missing", ["depth.npy", "normals.npy"])
@@ -400,7 +402,7 @@ def test_missing_depth_or_normals_name_the_bundle_file(scene, cads, tmp_path, mi
     scene_dir = write_bundle(tmp_path / "scene", scene)
     (scene_dir / missing).unlink()
     with pytest.raises(BundleError, match=re.escape(f"{scene_dir / missing}: missing from the scene bundle")):
-        Aligner(tiny_model(), INPUTS, cads).align_bundle(scene_dir)
+        Aligner(tiny_model(), INPUTS, cads, pipeline="paper").align_bundle(scene_dir)
 
 
 def test_nan_depth_pixels_count_as_unknown(scene, cads) -> None:
@@ -409,7 +411,7 @@ def test_nan_depth_pixels_count_as_unknown(scene, cads) -> None:
     x1, y1, x2, y2 = det.bbox.astype(int)
     depth[y1 : y2 + 1, x1 : (x1 + x2) // 2] = np.nan
     observation = replace(scene.observation, depth=depth)
-    result = Aligner(tiny_model(head_std=0.01), INPUTS, cads).align(observation, [det])
+    result = Aligner(tiny_model(head_std=0.01), INPUTS, cads, pipeline="paper").align(observation, [det])
     valid = depth[y1 : y2 + 1, x1 : x2 + 1][det.mask[y1 : y2 + 1, x1 : x2 + 1]]
     assert result.surface_depth[0] == pytest.approx(np.median(valid[np.isfinite(valid) & (valid > 0)]))
     assert np.isfinite(result.logits).all() and bool(torch.isfinite(result.trajectory.t).all())
@@ -440,8 +442,9 @@ def test_load_checkpoint_round_trips_and_rejects_other_files(checkpoint, tmp_pat
 
 def test_align_convenience_reads_a_bundle_directory(scene, cads, checkpoint, tmp_path) -> None:
     scene_dir = write_bundle(tmp_path / "scene", scene)
-    result = align(scene_dir, cads.source, checkpoint)
-    expected = Aligner(load_checkpoint(checkpoint)[0], INPUTS, cads).align(scene.observation, scene.detections)
+    result = align(scene_dir, cads.source, checkpoint, pipeline="paper")
+    model = load_checkpoint(checkpoint)[0]
+    expected = Aligner(model, INPUTS, cads, pipeline="paper").align(scene.observation, scene.detections)
     assert [o.id for o in result.objects] == [1, 2, 3]
     np.testing.assert_allclose(result.logits, expected.logits, atol=1e-4)
 
@@ -449,7 +452,7 @@ def test_align_convenience_reads_a_bundle_directory(scene, cads, checkpoint, tmp
 def test_overlay_colours_models_by_score(scene, cads, tmp_path) -> None:
     # The chair scores low under every hypothesis (red), the table high (green), the cabinet is left out.
     table = torch.tensor([[-4.0, 4.0, 0, 0, 0]]).expand(4, 5).contiguous()
-    result = Aligner(FixedLogits(table), INPUTS, cads).align(scene.observation, scene.detections[:2])
+    result = Aligner(FixedLogits(table), INPUTS, cads, pipeline="paper").align(scene.observation, scene.detections[:2])
     path = render_overlay(scene.observation, result, cads, tmp_path / "overlay.png")
     with Image.open(path) as image:
         width, height = image.size
@@ -475,11 +478,14 @@ def test_cli_aligns_a_directory_of_bundles(scene, cads, checkpoint, tmp_path, mo
     for name, ids in (("kitchen", [1, 2, 3]), ("office", [2, 3])):
         poses = read_poses(tmp_path / "out" / name / "predictions.json")
         assert [p.id for p in poses] == ids
-        assert all(0 < p.score < 1 and len(p.extras["iterations"]) == 4 for p in poses)
+        # The full pipeline by default: 3 refinements, the scoring pass, then the final step of the stages.
+        assert all(0 < p.score < 1 and len(p.extras["iterations"]) == 5 for p in poses)
+        assert all(p.extras["final_source"] in FINAL_SOURCES and 0 <= p.extras["geometric_score"] <= 1 for p in poses)
         with Image.open(tmp_path / "out" / name / "overlay.png") as image:
             assert image.format == "PNG"
         diagnostics = json.loads((tmp_path / "out" / name / "alignment.json").read_text())
         assert diagnostics["up_source"] == "normals"
+        assert diagnostics["stages"] == ["verify", "fit", "depth_only"]
 
     missing = parser.parse_args([str(tmp_path / "nowhere"), *argv[1:], "--out", str(tmp_path / "out2")])
     with pytest.raises(BundleError, match="nowhere: no such directory"):

@@ -1,8 +1,9 @@
 """The network shipped in the package aligns held-out synthetic scenes better than its initial poses.
 
 Scenes of 4 objects are sampled like the demo's (its procedural library) from seeds of their own, with
-clean and with realistic perception noise, and aligned through the full pipeline (4 initialisations,
-3 refinements, the scoring pass). Errors are those of the chosen hypothesis before and after refinement.
+clean and with realistic perception noise, and aligned through the paper's pipeline (4
+initialisations, 3 refinements, the scoring pass): the network's own doing, without the test-time stages.
+Errors are those of the chosen hypothesis before and after refinement.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def aligner_and_caster(tmp_path_factory: pytest.TempPathFactory) -> tuple[Aligne
     cads_json = build_library(tmp_path_factory.mktemp("cads"), per_class=LIBRARY_PER_CLASS, seed=LIBRARY_SEED)
     cads = CadIndex.load(cads_json)
     model, inputs = load_checkpoint(shipped_checkpoint())
-    return Aligner(model, inputs, cads), RayCaster(cads)
+    return Aligner(model, inputs, cads, pipeline="paper"), RayCaster(cads)
 
 
 @pytest.fixture(scope="module", params=["clean", "realistic"])

@@ -24,7 +24,7 @@ from multisparc.inference.observed_start import observed_start
 from multisparc.inference.stages import (
     PIPELINES,
     PipelineStages,
-    keep_fits,
+    best_of,
     observed_points,
     pipeline_stages,
     score_and_fit,
@@ -138,13 +138,14 @@ def test_depth_fit_pulls_a_perturbed_pose_onto_the_true_one(scene, cads) -> None
     assert np.abs(fitted_s / s - 1).mean() < 0.05
     assert fits.tried[0, 0] and fits.fitted_geometric[0, 0] > fits.geometric[0, 0] + 0.2
     assert fits.gate == pytest.approx(fits.fitted_geometric[0, 0])
-    # Kept when the network scores it as well as the refined pose; refused when the network scores it
-    # far lower (the fused score falls), and refused everywhere when the image fails the gate.
+    # Kept when the network scores it as well as the refined pose (its geometric score is higher); refused
+    # when the network scores it far lower, so that the fused score falls; never taken where not made.
     logits = np.zeros((1, 1))
-    assert keep_fits(fits, logits, logits, stages).all()
-    assert not keep_fits(fits, logits, logits - 100.0, stages).any()
-    assert not keep_fits(fits, logits, logits, PipelineStages(fit_gate=1.0)).any()
-    assert not keep_fits(fits, logits, logits, PipelineStages(fit=False)).any()
+    network = (logits, fits.geometric, np.ones((1, 1), dtype=bool))
+    index, fused = best_of([network, (logits, fits.fitted_geometric, fits.tried)], stages)
+    assert index[0, 0] == 1 and fused[0, 0] == pytest.approx(stages.fusion_weight * fits.fitted_geometric[0, 0])
+    assert best_of([network, (logits - 100.0, fits.fitted_geometric, fits.tried)], stages)[0][0, 0] == 0
+    assert best_of([network, (logits, fits.fitted_geometric, ~fits.tried)], stages)[0][0, 0] == 0
 
 
 def test_pipelines_are_named_switches() -> None:

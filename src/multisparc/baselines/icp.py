@@ -56,15 +56,7 @@ import numpy as np
 from multisparc.cad import CadIndex, UnknownCadId
 from multisparc.datasets.bundle import BundleError, Detection, Observation, SceneBundle, read_bundle
 from multisparc.geometry import Pose
-from multisparc.inference.depth_fit import (
-    IcpConfig,
-    SurfaceSamples,
-    detection_points,
-    icp,
-    principal_yaw_offset,
-    rotation_about,
-    scale_and_centre,
-)
+from multisparc.inference.depth_fit import IcpConfig, SurfaceSamples, depth_only_fits, detection_points
 from multisparc.inference.initialisation import InitialisationConfig, initial_poses
 from multisparc.inference.pipeline import clip_detections
 from multisparc.inference.result import AlignmentResult
@@ -185,24 +177,11 @@ class IcpAligner:
             violation = free_space_violation(model.points @ R.T + t, observation.depth, observation.camera.K, tau)
             return fit_score(points, model, R, t, tau) * (1.0 - violation)
 
-        offset = principal_yaw_offset(points, up, R0[0] @ np.array([1.0, 0.0, 0.0]), config.min_anisotropy)
-        R = rotation_about(up, offset) @ R0
-        scale, centre = scale_and_centre(points, R, extent, det.category, config.percentiles)
-        t = centre - np.einsum("hij,hj->hi", R, scale * cad_centre)
-        start = (R.copy(), t.copy(), scale.copy())
+        start, fitted = depth_only_fits(
+            points, cad_points, cad_normals, extent, cad_centre, det.category, R0, up, config
+        )
         for h in range(len(R0)):
             scores[0, h] = score(SurfaceSamples(cad_points, cad_normals, s0[h]), R0[h], t0[h])
-            R_h, t_h, s_h = R[h], t[h], scale[h]
-            for round_index in range(config.rounds):
-                if round_index > 0:
-                    # A new scale in the refined axes; the object centre stays where ICP put it.
-                    centre_h = t_h + R_h @ (s_h * cad_centre)
-                    s_h = scale_and_centre(points, R_h[None], extent, det.category, config.percentiles)[0][0]
-                    t_h = centre_h - R_h @ (s_h * cad_centre)
-                model = SurfaceSamples(cad_points, cad_normals, s_h)
-                if round_index == 0:
-                    scores[1, h] = score(model, R_h, t_h)
-                R_h, t_h = icp(points, model, R_h, t_h, s_h * cad_centre, up, config)
-            scores[2, h] = score(model, R_h, t_h)
-            R[h], t[h], scale[h] = R_h, t_h, s_h
-        return (start, (R, t, scale)), scores
+            scores[1, h] = score(SurfaceSamples(cad_points, cad_normals, start[2][h]), start[0][h], start[1][h])
+            scores[2, h] = score(SurfaceSamples(cad_points, cad_normals, fitted[2][h]), fitted[0][h], fitted[1][h])
+        return (start, fitted), scores

@@ -1,13 +1,15 @@
 """Run alignment methods over scene bundles with ground truth and score them with the paper's protocols.
 
 multisparc evaluate --scenes DIR --cads cads.json [--checkpoint model.pt]
-                    [--methods multisparc,single,2d-score,initial,icp] [--predictions [NAME=]DIR ...]
+                    [--methods multisparc,multisparc-paper,...] [--predictions [NAME=]DIR ...]
                     [--preset sparc|roca|scan2cad] --out OUT [--markdown BENCHMARKS.md [--section NAME]]
                     [--device cpu] [--seed S] [--limit N] [--ap-points N | --no-ap-mesh]
 
-Methods (`multisparc.baselines.methods`): multisparc (joint, learned score), single (SPARC-style, one
-object at a time), 2d-score (refined, first hypothesis, ranked by the 2D detection score), initial (the
-initial hypotheses, no refinement), icp (depth-only ICP baseline; needs no checkpoint). Each writes
+Methods (`multisparc.baselines.methods`): multisparc (the full pipeline: the network jointly, geometric
+verification, depth fits), multisparc-paper (the paper's: start, network, learned score), +start,
++verify, +fit (the paper's with one addition, the ablation rows), single (SPARC-style, one object at a
+time), 2d-score (refined, first hypothesis, ranked by the 2D detection score), initial (the initial
+hypotheses, no refinement), icp (depth-only ICP baseline; needs no checkpoint). Each writes
 OUT/<method>/<scene>/predictions.json and alignment.json; a rerun skips scenes already done, so a killed
 run resumes (a folder made with another checkpoint or --seed is refused, not mixed). --predictions
 scores existing folders of <scene>/predictions.json (e.g. `multisparc align --out DIR`, or another
@@ -26,7 +28,7 @@ import argparse
 import re
 from pathlib import Path
 
-DEFAULT_METHODS = "multisparc,single,2d-score,initial,icp"
+DEFAULT_METHODS = "multisparc,multisparc-paper,+start,+verify,+fit,single,2d-score,initial,icp"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -240,3 +240,41 @@ def icp(
         if abs(step[0]) < config.tolerance and np.linalg.norm(step[1:]) < config.tolerance:
             break
     return R, t
+
+
+def depth_only_fits(
+    points: np.ndarray,
+    cad_points: np.ndarray,
+    cad_normals: np.ndarray,
+    cad_extent: np.ndarray,
+    cad_centre: np.ndarray,
+    category: str,
+    R0: np.ndarray,
+    up: np.ndarray,
+    config: IcpConfig,
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The depth-only fit of one detection from initial rotations R0 (H, 3, 3) (the n azimuths about `up`),
+    with nothing learned: turned together onto the points' principal horizontal direction, scale and centre
+    from the points' extents (`scale_and_centre`), then per hypothesis `config.rounds` of (new scale in the
+    refined axes, the object centre kept; `icp`).
+
+    points (N, 3) camera frame; cad_points, cad_normals (M, 3) CAD-frame surface samples; cad_extent and
+    cad_centre (3,) the CAD's bounding box. Returns the start (R (H, 3, 3), t (H, 3), s (H, 3)) and the fits.
+    """
+    offset = principal_yaw_offset(points, up, R0[0] @ np.array([1.0, 0.0, 0.0]), config.min_anisotropy)
+    R = rotation_about(up, offset) @ R0
+    scale, centre = scale_and_centre(points, R, cad_extent, category, config.percentiles)
+    t = centre - np.einsum("hij,hj->hi", R, scale * cad_centre)
+    start = (R.copy(), t.copy(), scale.copy())
+    for h in range(len(R0)):
+        R_h, t_h, s_h = R[h], t[h], scale[h]
+        for round_index in range(config.rounds):
+            if round_index > 0:
+                # A new scale in the refined axes; the object centre stays where ICP put it.
+                centre_h = t_h + R_h @ (s_h * cad_centre)
+                s_h = scale_and_centre(points, R_h[None], cad_extent, category, config.percentiles)[0][0]
+                t_h = centre_h - R_h @ (s_h * cad_centre)
+            model = SurfaceSamples(cad_points, cad_normals, s_h)
+            R_h, t_h = icp(points, model, R_h, t_h, s_h * cad_centre, up, config)
+        R[h], t[h], scale[h] = R_h, t_h, s_h
+    return start, (R, t, scale)

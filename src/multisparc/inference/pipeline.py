@@ -45,10 +45,19 @@ from multisparc.datasets.bundle import BundleError, Detection, Observation, Scen
 from multisparc.datasets.pixels import ImagePixelSource, PixelSource
 from multisparc.geometry import Pose, apply_update, clip_box
 from multisparc.inference.checkpoint import load_checkpoint
-from multisparc.inference.initialisation import InitialisationConfig, initial_poses
+from multisparc.inference.initialisation import Initialisation, InitialisationConfig, initial_poses
 from multisparc.inference.observed_start import observed_start
 from multisparc.inference.result import AlignmentResult, SkippedDetection
-from multisparc.inference.stages import PipelineStages, fuse, keep_fits, observed_points, pipeline_stages, score_and_fit
+from multisparc.inference.stages import (
+    HypothesisFits,
+    PipelineStages,
+    best_of,
+    depth_only_candidates,
+    fuse,
+    observed_points,
+    pipeline_stages,
+    score_and_fit,
+)
 from multisparc.inference.timers import StageTimer
 from multisparc.inputs import C_INPUT, InputConfig, collate_image, sample_box_tokens, step_tokens, uncollate
 from multisparc.model import MultiSparcNet
@@ -176,7 +185,7 @@ class Aligner:
         logits_np = logits.numpy().astype(np.float64)
 
         selection = logits_np[-1]
-        geometric = fit_kept = None
+        geometric = final_source = None
         if kept and (stages.verify or stages.fit):
             with timer.stage("depth fit" if stages.fit else "verification"):
                 fits = score_and_fit(
@@ -184,21 +193,10 @@ class Aligner:
                 )
             geometric = fits.geometric
             if stages.fit:
-                fit_kept = np.zeros_like(geometric, dtype=bool)
-                if fits.gate >= stages.fit_gate:
-                    fitted_logits = self._score(source, box_tokens, points, normals, fits.fitted, timer)
-                    fit_kept = keep_fits(fits, logits_np[-1], fitted_logits, stages)
-                keep = torch.from_numpy(fit_kept)
-                last = trajectory.index(-1)
-                final = Pose(
-                    torch.where(keep[..., None, None], fits.fitted.R, last.R),
-                    torch.where(keep[..., None], fits.fitted.t, last.t),
-                    torch.where(keep[..., None], fits.fitted.s, last.s),
+                trajectory, logits_np, geometric, final_source = self._fitted_step(
+                    observation, kept, observed, source, box_tokens, points, normals, init, trajectory, logits_np,
+                    fits, timer,
                 )
-                trajectory = Pose.cat([trajectory, Pose.stack([final])])
-                last_logits = np.where(fit_kept, fitted_logits, logits_np[-1]) if fit_kept.any() else logits_np[-1]
-                logits_np = np.concatenate([logits_np, last_logits[None]])
-                geometric = np.where(fit_kept, fits.fitted_geometric, fits.geometric)
             selection = fuse(logits_np[-1], geometric, stages)
 
         if self.select == "score":
@@ -207,10 +205,10 @@ class Aligner:
             chosen = np.zeros(len(kept), dtype=np.int64)
         final_scores = 1.0 / (1.0 + np.exp(-logits_np[-1, chosen, np.arange(len(kept))]))
         syms = [self.cads[det.cad].sym for det in kept]
-        ran = [name for name in ("start", "verify", "fit") if getattr(stages, name)]
+        ran = [name for name in ("start", "verify", "fit", "depth_only") if getattr(stages, name)]
         return AlignmentResult.from_hypotheses(
             list(kept), init, trajectory, logits_np, chosen, final_scores, syms, skipped, timer.to_dict(),
-            ran, geometric, fit_kept,
+            ran, geometric, final_source,
         )
 
     def align_bundle(self, bundle: SceneBundle | str | Path) -> AlignmentResult:
@@ -220,6 +218,59 @@ class Aligner:
             scene_dir = Path(bundle)
             bundle = read_bundle(scene_dir)
         return self.align(bundle.observation, bundle.detections, scene_dir)
+
+    def _fitted_step(
+        self,
+        observation: Observation,
+        detections: list[Detection],
+        observed: list[np.ndarray],
+        source: PixelSource,
+        box_tokens: Tensor,
+        points: Tensor,
+        normals: Tensor,
+        init: Initialisation,
+        trajectory: Pose,
+        logits: np.ndarray,
+        fits: HypothesisFits,
+        timer: StageTimer,
+    ) -> tuple[Pose, np.ndarray, np.ndarray, np.ndarray]:
+        """One more trajectory step: per hypothesis the best by fused score of the network's refined pose, its
+        depth fit and (with `depth_only`) the depth-only fit from the same azimuth, the last two scored by
+        the network in one pass; an image failing the fit gate keeps the network's poses.
+
+        Returns the trajectory (S + 1, H, K), logits (S + 1, H, K), the final poses' geometric scores (H, K)
+        and which option each is (H, K) int, an index into `FINAL_SOURCES`.
+        """
+        stages = self.stages
+        last = trajectory.index(-1)
+        options = [(logits[-1], fits.geometric, np.ones_like(fits.tried))]
+        candidates = [last]
+        if fits.gate >= stages.fit_gate:
+            pool = [fits.fitted]
+            if stages.depth_only:
+                with timer.stage("depth-only fit"):
+                    depth_only, depth_only_geometric, made = depth_only_candidates(
+                        observation, detections, observed, self.cads, init.poses.R.numpy(), init.gravity.up, stages
+                    )
+                pool.append(depth_only.to(dtype=last.t.dtype))
+            pooled_logits = self._score(source, box_tokens, points, normals, Pose.cat(pool), timer)
+            n_hyp = last.shape[0]
+            options.append((pooled_logits[:n_hyp], fits.fitted_geometric, fits.tried))
+            if stages.depth_only:
+                options.append((pooled_logits[n_hyp:], depth_only_geometric, made))
+            candidates += pool
+        index, _ = best_of(options, stages)
+        stacked = Pose.stack(candidates)  # (options, H, K)
+        pick = torch.from_numpy(index)[None]
+        final = Pose(
+            torch.take_along_dim(stacked.R, pick[..., None, None], dim=0)[0],
+            torch.take_along_dim(stacked.t, pick[..., None], dim=0)[0],
+            torch.take_along_dim(stacked.s, pick[..., None], dim=0)[0],
+        )
+        final_logits = np.take_along_axis(np.stack([option[0] for option in options]), index[None], axis=0)[0]
+        final_geometric = np.take_along_axis(np.stack([option[1] for option in options]), index[None], axis=0)[0]
+        trajectory = Pose.cat([trajectory, Pose.stack([final])])
+        return trajectory, np.concatenate([logits, final_logits[None]]), final_geometric, index
 
     def _cad_samples(self, detections: Sequence[Detection]) -> tuple[Tensor, Tensor]:
         """CAD-frame surface points and outward normals (K, n_cad, 3) float64 of each detection's CAD."""
@@ -363,7 +414,7 @@ def align(
     **options,
 ) -> AlignmentResult:
     """Align one scene bundle (in memory or its directory) with the CAD index (or its cads.json) and a
-    `model.pt`; `options` go to `Aligner` (n_refine, n_hypotheses, mode, sequential, seed, select)."""
+    `model.pt`; `options` go to `Aligner` (n_refine, n_hypotheses, mode, sequential, seed, select, pipeline)."""
     cads = cads if isinstance(cads, CadIndex) else CadIndex.load(cads)
     model, input_config = load_checkpoint(checkpoint, device)
     return Aligner(model, input_config, cads, device=device, **options).align_bundle(bundle)

@@ -12,6 +12,9 @@ from multisparc.datasets.bundle import Detection, ObjectPose, pose_record
 from multisparc.geometry import Pose
 from multisparc.inference.initialisation import DepthSource, GravityEstimate, Initialisation
 
+#: What the last trajectory step of a hypothesis can be, with the depth fit (`AlignmentResult.final_source`).
+FINAL_SOURCES = ("network", "depth fit", "depth-only fit")
+
 
 @dataclass
 class SkippedDetection:
@@ -43,8 +46,9 @@ class AlignmentResult:
             paper's pipeline, `inference.stages`).
         geometric: (H, K) geometric agreement of each final hypothesis with the observation, or None when
             the verification did not run.
-        fit_kept: (H, K) bool, where the depth fit replaced the network's pose (the last trajectory step),
-            or None when the fit did not run.
+        final_source: (H, K) int, with the depth fit: which option each hypothesis's last trajectory step is,
+            an index into FINAL_SOURCES (the network's refined pose, its depth fit, the depth-only fit);
+            None when the fit did not run.
     """
 
     objects: list[ObjectPose]
@@ -59,7 +63,7 @@ class AlignmentResult:
     timings: dict[str, float]
     stages: list[str] = field(default_factory=list)
     geometric: np.ndarray | None = None
-    fit_kept: np.ndarray | None = None
+    final_source: np.ndarray | None = None
 
     @classmethod
     def from_hypotheses(
@@ -75,13 +79,13 @@ class AlignmentResult:
         timings: dict[str, float],
         stages: list[str] | None = None,
         geometric: np.ndarray | None = None,
-        fit_kept: np.ndarray | None = None,
+        final_source: np.ndarray | None = None,
     ) -> AlignmentResult:
         """The result of refined hypotheses: each detection's chosen final pose becomes its ObjectPose.
 
         trajectory (S, H, K) and logits (S, H, K) as the attributes; chosen (K,) hypothesis indices;
         final_scores (K,) the chosen hypotheses' scores in [0, 1]; syms (K,) the CADs' symmetry tags;
-        stages, geometric and fit_kept as the attributes.
+        stages, geometric and final_source as the attributes.
         """
         final = trajectory.index((-1, torch.as_tensor(chosen), torch.arange(len(detections))))
         t, q, s = (value.numpy() for value in final.to_tqs())
@@ -112,7 +116,7 @@ class AlignmentResult:
             timings=timings,
             stages=list(stages or []),
             geometric=geometric,
-            fit_kept=fit_kept,
+            final_source=final_source,
         )
 
     @property
@@ -140,7 +144,8 @@ class AlignmentResult:
         scores), `iterations` (the chosen hypothesis's poses through the passes, the first being its
         initialisation, each with t, q, s and the score the network gave it; with the depth fit, the last
         is the fitted pose or the network's again), and with the verification `geometric_score` (of the
-        chosen pose) and `depth_fit` (whether the fit replaced the network's pose)."""
+        chosen pose) and `final_source` (which option the final pose is: "network", "depth fit",
+        "depth-only fit")."""
         trajectory = self.chosen_trajectory()
         t, q, s = (value.numpy() for value in trajectory.to_tqs())
         scores = self.chosen_scores()
@@ -155,8 +160,8 @@ class AlignmentResult:
             ]
             if self.geometric is not None:
                 record["geometric_score"] = float(self.geometric[self.chosen[k], k])
-            if self.fit_kept is not None:
-                record["depth_fit"] = bool(self.fit_kept[self.chosen[k], k])
+            if self.final_source is not None:
+                record["final_source"] = FINAL_SOURCES[int(self.final_source[self.chosen[k], k])]
             records.append(record)
         return records
 

@@ -33,7 +33,14 @@ import numpy as np
 from multisparc.cad import CadIndex
 from multisparc.datasets.bundle import Detection, Observation
 from multisparc.geometry import Pose
-from multisparc.inference.depth_fit import IcpConfig, SurfaceSamples, detection_points, icp, scale_and_centre
+from multisparc.inference.depth_fit import (
+    IcpConfig,
+    SurfaceSamples,
+    depth_only_fits,
+    detection_points,
+    icp,
+    scale_and_centre,
+)
 from multisparc.inference.verification import geometric_score
 
 
@@ -41,28 +48,36 @@ from multisparc.inference.verification import geometric_score
 class PipelineStages:
     """Which test-time stages run (module docstring) and their settings.
 
-    start / verify / fit: the switches. fusion_weight: weight of the geometric score (in [0, 1]) added to
-    the learned logit. overlap_power: exponent of the box overlap in the geometric score. fit_gate: the
-    median best fitted geometric score an image needs for its fits to be considered. scale_blend: share
-    (0 to 1, in log space) of the depth's scale estimate in the fitted scale; the rest is the network's.
-    per_axis_scale: the fit reads a scale per axis from the depth (`depth_fit.scale_and_centre`), else one.
+    start, verify, fit, depth_only: the switches (fit needs verify: the verification keeps a fit;
+    depth_only needs fit: it shares its gate and scoring pass).
+    fusion_weight: weight of the geometric score (in [0, 1]) added to the learned logit.
+    overlap_power: exponent of the box overlap in the geometric score.
+    fit_gate: the median best fitted geometric score an image needs for its fits to be considered.
+    scale_blend: share (0 to 1, in log space) of the depth's scale estimate in the fitted scale; the rest
+        is the network's.
     fit_top: the hypotheses of highest fused score that are fitted, per detection (the others cost time
-    and are rarely chosen).
+        and are rarely chosen).
+    per_axis_scale: the fit reads a scale per axis from the depth (`depth_fit.scale_and_centre`), else one.
     icp: the observed points, ICP and geometric-score settings (`inlier_distance` is the score's tau).
     """
 
     start: bool = False
     verify: bool = True
     fit: bool = True
-    fusion_weight: float = 10.0
+    depth_only: bool = True
+    fusion_weight: float = 20.0
     overlap_power: float = 2.0
-    fit_gate: float = 0.2
+    fit_gate: float = 0.07
     scale_blend: float = 0.5
     fit_top: int = 2
     per_axis_scale: bool = True
     icp: IcpConfig = field(default_factory=IcpConfig)
 
     def __post_init__(self) -> None:
+        if self.depth_only and not self.fit:
+            raise ValueError("depth_only candidates are scored with the fits: they need fit=True")
+        if self.fit and not self.verify:
+            raise ValueError("a fit is kept by the verification: fit=True needs verify=True")
         if not (math.isfinite(self.fusion_weight) and self.fusion_weight >= 0):
             raise ValueError(f"fusion_weight must be a non-negative number, got {self.fusion_weight!r}")
         if not self.overlap_power >= 0:
@@ -77,14 +92,14 @@ class PipelineStages:
     @property
     def any(self) -> bool:
         """Whether any stage beyond the paper runs."""
-        return self.start or self.verify or self.fit
+        return self.start or self.verify or self.fit or self.depth_only
 
 
 PIPELINES: dict[str, PipelineStages] = {
-    "paper": PipelineStages(start=False, verify=False, fit=False),
-    "+start": PipelineStages(start=True, verify=False, fit=False),
-    "+verify": PipelineStages(start=False, verify=True, fit=False),
-    "+fit": PipelineStages(start=False, verify=True, fit=True),  # a fit is kept by the verification: it needs it
+    "paper": PipelineStages(start=False, verify=False, fit=False, depth_only=False),
+    "+start": PipelineStages(start=True, verify=False, fit=False, depth_only=False),
+    "+verify": PipelineStages(verify=True, fit=False, depth_only=False),
+    "+fit": PipelineStages(verify=True, fit=True, depth_only=False),  # a fit is kept by the verification
     "full": PipelineStages(),  # the observed start is off: it measured worse (module docstring)
 }
 
@@ -191,12 +206,52 @@ def fuse(logits: np.ndarray, geometric: np.ndarray, stages: PipelineStages) -> n
     return logits + stages.fusion_weight * geometric
 
 
-def keep_fits(
-    fits: HypothesisFits, logits: np.ndarray, fitted_logits: np.ndarray, stages: PipelineStages
-) -> np.ndarray:
-    """Bool (H, K): the fits that replace the refined poses: the image passes the gate and the fit's fused
-    score is at least the refined pose's (among the hypotheses fitted)."""
-    if not stages.fit or fits.gate < stages.fit_gate:
-        return np.zeros_like(logits, dtype=bool)
-    return fits.tried & (fuse(fitted_logits, fits.fitted_geometric, stages) >= fuse(logits, fits.geometric, stages))
+def depth_only_candidates(
+    observation: Observation,
+    detections: list[Detection],
+    points: list[np.ndarray],
+    cads: CadIndex,
+    rotations: np.ndarray,
+    up: np.ndarray,
+    stages: PipelineStages,
+) -> tuple[Pose, np.ndarray, np.ndarray]:
+    """Depth-only fits (`depth_fit.depth_only_fits`, nothing learned) of every detection from the initial
+    rotations (H, K, 3, 3): poses (H, K) (the identity where a detection has too few observed points),
+    their geometric scores (H, K) and whether each was made (H, K) bool."""
+    config = stages.icp
+    n_hyp, n_det = rotations.shape[:2]
+    R = np.broadcast_to(np.eye(3), (n_hyp, n_det, 3, 3)).copy()
+    t, s = np.zeros((n_hyp, n_det, 3)), np.ones((n_hyp, n_det, 3))
+    geometric = np.zeros((n_hyp, n_det))
+    made = np.zeros((n_hyp, n_det), dtype=bool)
+    for k, det in enumerate(detections):
+        if not len(points[k]):
+            continue
+        cad_points, cad_normals = (np.asarray(a, dtype=np.float64) for a in cads.points(det.cad, config.model_points))
+        _, (R[:, k], t[:, k], s[:, k]) = depth_only_fits(
+            points[k], cad_points, cad_normals, cads.extent(det.cad), cads.centre(det.cad), det.category,
+            rotations[:, k], up, config,
+        )
+        for h in range(n_hyp):
+            geometric[h, k] = geometric_score(
+                points[k], SurfaceSamples(cad_points, cad_normals, s[h, k]), R[h, k], t[h, k], observation.depth,
+                observation.camera.K, det.bbox, config.inlier_distance, stages.overlap_power,
+            )
+        made[:, k] = True
+    return Pose.from_numpy(R, t, s), geometric, made
 
+
+def best_of(
+    options: list[tuple[np.ndarray, np.ndarray, np.ndarray]], stages: PipelineStages
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per hypothesis, the option of highest fused score among those available.
+
+    options: (logits (H, K), geometric scores (H, K), available (H, K) bool) each; the first (the network's
+    refined poses) must be available everywhere. Returns the chosen option's index (H, K) int (the first
+    on ties) and its fused score (H, K).
+    """
+    fused = np.stack([np.where(made, fuse(logits, geometric, stages), -np.inf) for logits, geometric, made in options])
+    if not np.isfinite(fused[0]).all():
+        raise ValueError("the first option (the network's poses) must be available for every hypothesis")
+    index = np.argmax(fused, axis=0)
+    return index, np.take_along_axis(fused, index[None], axis=0)[0]
