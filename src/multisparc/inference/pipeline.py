@@ -197,7 +197,9 @@ class Aligner:
                     observation, kept, observed, source, box_tokens, points, normals, init, trajectory, logits_np,
                     fits, timer,
                 )
-            selection = fuse(logits_np[-1], geometric, stages)
+            # Where the depth disagrees with every fit (the gate), the geometric score is noise: the learned one decides.
+            if fits.gate >= stages.fit_gate:
+                selection = fuse(logits_np[-1], geometric, stages)
 
         if self.select == "score":
             chosen = np.argmax(selection, axis=0)
