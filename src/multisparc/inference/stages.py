@@ -43,7 +43,6 @@ from multisparc.inference.depth_fit import (
 )
 from multisparc.inference.verification import geometric_score
 
-
 # The stages' ICP: the baseline's with a looser convergence test (1 mm, 1 mrad) and one round of scale and
 # ICP for the depth-only fits: the same accuracy on the benchmark sets' first 40 scenes at 70 % of the time.
 STAGE_ICP = IcpConfig(tolerance=1e-3, rounds=1)
