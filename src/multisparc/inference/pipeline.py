@@ -197,7 +197,7 @@ class Aligner:
                     observation, kept, observed, source, box_tokens, points, normals, init, trajectory, logits_np,
                     fits, timer,
                 )
-            # Where the depth disagrees with every fit (the gate), the geometric score is noise: the learned one decides.
+            # Where the depth disagrees with every fit (the gate), the geometric score is noise: the learned decides.
             if fits.gate >= stages.fit_gate:
                 selection = fuse(logits_np[-1], geometric, stages)
 
