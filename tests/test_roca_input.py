@@ -286,10 +286,10 @@ def test_align_takes_roca_detections(synthetic, tmp_path, monkeypatch) -> None:
     assert all(0 < p.score < 1 and p.detection_score == d.score for p, d in zip(poses, bundle.detections, strict=True))
     diagnostics = json.loads((out / "alignment.json").read_text())
     assert diagnostics["detections"] == {"file": str(roca), "image_key": KEY}
-    # Masks were decoded (the last record has none), and boxes came back to full resolution: each initial
-    # model centre lies on the ray through its box centre in the bundle's image.
+    # Masks were decoded (the last record has none: the full pipeline reads one from the depth), and boxes
+    # came back to full resolution: each initial model centre lies on the ray through its box centre.
     sources = [diagnostics["surface_depth"][str(p.id)]["source"] for p in poses]
-    assert sources == ["mask"] * (len(poses) - 1) + ["box"]
+    assert sources == ["mask"] * (len(poses) - 1) + ["depth mask"]
     cads = CadIndex.load(synthetic["cads"])
     K = bundle.observation.camera.K
     for pose, det in zip(poses, bundle.detections, strict=True):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,8 @@ from multisparc.datasets.bundle import Camera, Detection, Observation, SceneBund
 from multisparc.geometry import Pose, quat_to_matrix
 from multisparc.inference import InitialisationConfig, initial_poses
 from multisparc.inference.depth_fit import SurfaceSamples, rotation_about
+from multisparc.inference.depth_mask import depth_mask
+from multisparc.inference.initialisation import box_pixel_ranges
 from multisparc.inference.observed_start import observed_start
 from multisparc.inference.stages import (
     PIPELINES,
@@ -178,3 +181,20 @@ def test_paper_pipeline_reproduces_the_outputs_recorded_before_the_stages(tmp_pa
             np.testing.assert_allclose(now[key], then[key], atol=1e-5, err_msg=key)
         assert now["score"] == pytest.approx(then["score"], abs=1e-5)
         assert "geometric_score" not in now and "depth_fit" not in now
+
+
+# Depth mask -------------------------------------------------------------------------------------------
+
+
+def test_depth_mask_keeps_the_chair_and_drops_floor_and_wall(scene) -> None:
+    """The chair's box without its mask: the mask read from the depth matches the rendered instance's."""
+    detection = scene.detections[0]
+    truth = detection.mask
+    mask = depth_mask(scene.observation, replace(detection, mask=None), UP)
+    rows, cols = box_pixel_ranges(detection.bbox)
+    in_box = np.zeros_like(truth)
+    in_box[rows, cols] = True
+    assert not (mask & ~in_box).any()
+    box_iou = (truth & in_box).sum() / in_box.sum()
+    iou = (mask & truth).sum() / (mask | truth).sum()
+    assert iou > 0.8 and iou > box_iou + 0.15, (iou, box_iou)

@@ -3,13 +3,16 @@
 ====================  ==============================================  ==================  ==============
 name                  what runs                                       pose of a detection ranked by
 ====================  ==============================================  ==================  ==============
-``multisparc``        the full pipeline: observed start, objects      highest fused       learned score
-                      jointly through 3 refinements + 1 scoring       (learned +
-                      pass, geometric verification, depth fit         geometric) score
+``multisparc``        the full pipeline: masks from the depth for     highest fused       learned score
+                      boxes without one, objects jointly through 3    (learned +
+                      refinements + 1 scoring pass, geometric         geometric) score
+                      verification, depth fits and depth-only fits
                       (`Aligner(pipeline="full")`)
 ``multisparc-paper``  the paper's Multi-SPARC: paper start,           highest learned     learned score
                       network, learned score (`pipeline="paper"`)     score
 ``+start``            multisparc-paper with the observed start        highest learned     learned score
+``+mask``             multisparc-paper with masks from the depth      highest learned     learned score
+                      for boxes without one                           score
 ``+verify``           multisparc-paper with the verification          highest fused       learned score
 ``+fit``              multisparc-paper with verification and fit      highest fused       learned score
 ``single``            SPARC-style: every (object, hypothesis)         highest learned     learned score
@@ -74,7 +77,7 @@ class MethodSpec:
 _SPECS = (
     MethodSpec(
         "multisparc",
-        "Multi-SPARC with the test-time stages: observed start, verification, depth fit",
+        "Multi-SPARC with the test-time stages: depth masks, verification, depth fits",
         True,
         aligner_options={"mode": "joint", "pipeline": "full"},
     ),
@@ -85,6 +88,10 @@ _SPECS = (
         aligner_options={"mode": "joint", "pipeline": "paper"},
     ),
     MethodSpec("+start", "multisparc-paper with the observed start", True, aligner_options={"pipeline": "+start"}),
+    MethodSpec(
+        "+mask", "multisparc-paper with masks from the depth for boxes without one", True,
+        aligner_options={"pipeline": "+mask"},
+    ),
     MethodSpec(
         "+verify", "multisparc-paper with the geometric verification", True, aligner_options={"pipeline": "+verify"}
     ),

@@ -35,7 +35,7 @@ from multisparc.datasets.bundle import Detection, Observation
 from multisparc.geometry import Pose, pitch_roll_from_up, yaw_pitch_roll_to_matrix
 
 UpSource = Literal["camera", "normals", "default"]
-DepthSource = Literal["mask", "box", "fallback"]
+DepthSource = Literal["mask", "depth mask", "box", "fallback"]
 
 # Cones (degrees) of the mean-shift that pulls the up estimate onto the floor normals: wide enough to
 # catch a floor seen by a camera pitched 40 deg off the prior, then narrowing to the dominant cluster.

@@ -45,7 +45,8 @@ from multisparc.datasets.bundle import BundleError, Detection, Observation, Scen
 from multisparc.datasets.pixels import ImagePixelSource, PixelSource
 from multisparc.geometry import Pose, apply_update, clip_box
 from multisparc.inference.checkpoint import load_checkpoint
-from multisparc.inference.initialisation import Initialisation, InitialisationConfig, initial_poses
+from multisparc.inference.depth_mask import depth_mask
+from multisparc.inference.initialisation import Initialisation, InitialisationConfig, gravity_up, initial_poses
 from multisparc.inference.observed_start import observed_start
 from multisparc.inference.result import AlignmentResult, SkippedDetection
 from multisparc.inference.stages import (
@@ -163,9 +164,22 @@ class Aligner:
                 )
         kept, skipped = clip_detections(observation, detections)
         stages = self.stages
+        unmasked = [det.mask is None for det in kept]
+        if stages.depth_mask and any(unmasked):
+            with timer.stage("depth mask"):
+                up = gravity_up(observation, self.initialisation).up
+                kept = [
+                    det if det.mask is not None else replace(det, mask=depth_mask(observation, det, up)) for det in kept
+                ]
         with timer.stage("initialisation"):
             init = initial_poses(observation, kept, self.cads, self.initialisation)
             points, normals = self._cad_samples(kept)
+        if stages.depth_mask:
+            sources = [
+                "depth mask" if was_unmasked and source == "mask" else source
+                for was_unmasked, source in zip(unmasked, init.depth_source, strict=True)
+            ]
+            init = replace(init, depth_source=sources)
         if stages.any:
             with timer.stage("observed points"):
                 observed = observed_points(observation, kept, stages.icp, self.seed)
@@ -207,7 +221,7 @@ class Aligner:
             chosen = np.zeros(len(kept), dtype=np.int64)
         final_scores = 1.0 / (1.0 + np.exp(-logits_np[-1, chosen, np.arange(len(kept))]))
         syms = [self.cads[det.cad].sym for det in kept]
-        ran = [name for name in ("start", "verify", "fit", "depth_only") if getattr(stages, name)]
+        ran = [name for name in ("start", "depth_mask", "verify", "fit", "depth_only") if getattr(stages, name)]
         return AlignmentResult.from_hypotheses(
             list(kept), init, trajectory, logits_np, chosen, final_scores, syms, skipped, timer.to_dict(),
             ran, geometric, final_source,

@@ -52,7 +52,7 @@ STAGE_ICP = IcpConfig(tolerance=1e-3, rounds=1)
 class PipelineStages:
     """Which test-time stages run (module docstring) and their settings.
 
-    start, verify, fit, depth_only: the switches (fit needs verify: the verification keeps a fit;
+    start, depth_mask, verify, fit, depth_only: the switches (fit needs verify: the verification keeps a fit;
     depth_only needs fit: it shares its gate and scoring pass).
     fusion_weight: weight of the geometric score (in [0, 1]) added to the learned logit.
     overlap_power: exponent of the box overlap in the geometric score.
@@ -66,6 +66,7 @@ class PipelineStages:
     """
 
     start: bool = False
+    depth_mask: bool = True
     verify: bool = True
     fit: bool = True
     depth_only: bool = True
@@ -96,14 +97,16 @@ class PipelineStages:
     @property
     def any(self) -> bool:
         """Whether any stage beyond the paper runs."""
-        return self.start or self.verify or self.fit or self.depth_only
+        return self.start or self.depth_mask or self.verify or self.fit or self.depth_only
 
 
 PIPELINES: dict[str, PipelineStages] = {
-    "paper": PipelineStages(start=False, verify=False, fit=False, depth_only=False),
-    "+start": PipelineStages(start=True, verify=False, fit=False, depth_only=False),
-    "+verify": PipelineStages(verify=True, fit=False, depth_only=False),
-    "+fit": PipelineStages(verify=True, fit=True, depth_only=False),  # a fit is kept by the verification
+    "paper": PipelineStages(start=False, depth_mask=False, verify=False, fit=False, depth_only=False),
+    "+start": PipelineStages(start=True, depth_mask=False, verify=False, fit=False, depth_only=False),
+    "+mask": PipelineStages(depth_mask=True, verify=False, fit=False, depth_only=False),
+    "+verify": PipelineStages(depth_mask=False, verify=True, fit=False, depth_only=False),
+    # A fit is kept by the verification: +fit needs it.
+    "+fit": PipelineStages(depth_mask=False, verify=True, fit=True, depth_only=False),
     "full": PipelineStages(),  # the observed start is off: it measured worse (module docstring)
 }
 
