@@ -291,3 +291,16 @@ def test_benchset_indexes_the_sweethome3d_catalogue(tmp_path) -> None:
     assert len(cads) > 20 and all(cad_id.startswith("sh3d_") for cad_id in cads)
     gt = read_poses(out / "sweethome3d-clean" / "scene_00000" / "gt.json")
     assert gt and all(pose.cad in cads for pose in gt)
+
+
+def test_evaluate_sets_the_hypotheses_and_refinements_of_the_network(scenes, cads_json, checkpoint, tmp_path) -> None:
+    out = tmp_path / "out"
+    argv = ["--scenes", scenes, "--cads", cads_json, "--checkpoint", checkpoint, "--out", out, "--no-ap-mesh"]
+    options = ["--methods", "multisparc-paper", "--limit", "1", "--hypotheses", "8", "--refinements", "4"]
+    assert evaluate(*argv, *options) == 0
+    folder = out / "multisparc-paper"
+    (scene,) = [path for path in folder.iterdir() if path.is_dir()]
+    predictions = json.loads((scene / "predictions.json").read_text())
+    assert all(len(p["hypothesis_scores"]) == 8 and len(p["iterations"]) == 5 for p in predictions)
+    settings = json.loads((folder / "method.json").read_text())["settings"]
+    assert settings["hypotheses"] == 8 and settings["refinements"] == 4

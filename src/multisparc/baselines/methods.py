@@ -135,13 +135,17 @@ def make_method(
     network: tuple[MultiSparcNet, InputConfig] | None = None,
     device: torch.device | str = "cpu",
     seed: int = 0,
+    n_hypotheses: int = 4,
+    n_refine: int = 3,
 ) -> Method:
     """The aligner of method `name` over the CAD index; `network` (from `load_checkpoint`, shared by the
-    methods) is required by every method but icp."""
+    methods) is required by every method but icp. n_hypotheses and n_refine set the network methods'
+    initial azimuths and refinements (a method that fixes its own, as `initial` does, keeps it)."""
     spec = method_spec(name)
     if not spec.needs_network:
         return IcpAligner(cads, seed=seed)
     if network is None:
         raise ValueError(f"method {name!r} needs a trained network (a checkpoint, model.pt)")
     model, input_config = network
-    return Aligner(model, input_config, cads, device=device, seed=seed, **spec.aligner_options)
+    options = {"n_hypotheses": n_hypotheses, "n_refine": n_refine, **spec.aligner_options}
+    return Aligner(model, input_config, cads, device=device, seed=seed, **options)

@@ -3,7 +3,8 @@
 multisparc evaluate --scenes DIR --cads cads.json [--checkpoint model.pt]
                     [--methods multisparc,multisparc-paper,...] [--predictions [NAME=]DIR ...]
                     [--preset sparc|roca|scan2cad] --out OUT [--markdown BENCHMARKS.md [--section NAME]]
-                    [--device cpu] [--seed S] [--limit N] [--ap-points N | --no-ap-mesh]
+                    [--device cpu] [--seed S] [--limit N] [--hypotheses 4] [--refinements 3]
+                    [--ap-points N | --no-ap-mesh]
 
 Methods (`multisparc.baselines.methods`): multisparc (the full pipeline: the network jointly, geometric
 verification, depth fits), multisparc-paper (the paper's: start, network, learned score), +start,
@@ -53,6 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="torch device of the network (cpu, cuda, ...)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the methods' pixel sampling")
     parser.add_argument("--limit", type=int, help="use only the first N scenes (sorted by name)")
+    parser.add_argument("--hypotheses", type=int, default=4, help="initial azimuths per detection (network methods)")
+    parser.add_argument("--refinements", type=int, default=3, help="refinement passes (network methods but initial)")
     parser.add_argument("--ap-points", type=int, default=10000, help="surface samples per model for AP^mesh")
     parser.add_argument("--no-ap-mesh", action="store_true", help="skip AP^mesh")
 
@@ -124,11 +127,17 @@ def run(args: argparse.Namespace) -> int:
         network = load_checkpoint(args.checkpoint, args.device)
     folders = []
     for name in methods:
-        method = make_method(name, cads, network, device=args.device, seed=args.seed)
+        method = make_method(
+            name, cads, network, device=args.device, seed=args.seed, n_hypotheses=args.hypotheses,
+            n_refine=args.refinements,
+        )
         spec = method_spec(name)
         settings = {"seed": args.seed}
         if spec.needs_network:
             settings["checkpoint"] = str(args.checkpoint.resolve())
+            # Recorded only when changed, so that folders made before these options still resume.
+            if (args.hypotheses, args.refinements) != (4, 3):
+                settings.update(hypotheses=args.hypotheses, refinements=args.refinements)
         aligned, skipped = run_method(spec, method, scenes, args.out / name, settings)
         if skipped:
             print(f"{name}: {skipped} scene(s) already aligned in {args.out / name}, {aligned} aligned now")
