@@ -160,6 +160,10 @@ def test_pipelines_are_named_switches() -> None:
         pipeline_stages("fast")
     with pytest.raises(ValueError, match="fit_gate"):
         PipelineStages(fit_gate=1.5)
+    with pytest.raises(ValueError, match="depth_only_top"):
+        PipelineStages(depth_only_top=0)
+    with pytest.raises(ValueError, match="need fit=True"):
+        PipelineStages(fit=False)
 
 
 # The paper's pipeline ---------------------------------------------------------------------------------

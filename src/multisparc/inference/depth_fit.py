@@ -13,6 +13,7 @@ back-side pairs, or mixes point-to-plane with point-to-point terms. `IcpConfig` 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -252,6 +253,7 @@ def depth_only_fits(
     R0: np.ndarray,
     up: np.ndarray,
     config: IcpConfig,
+    only: Sequence[int] | None = None,
 ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The depth-only fit of one detection from initial rotations R0 (H, 3, 3) (the n azimuths about `up`),
     with nothing learned: turned together onto the points' principal horizontal direction, scale and centre
@@ -259,14 +261,15 @@ def depth_only_fits(
     refined axes, the object centre kept; `icp`).
 
     points (N, 3) camera frame; cad_points, cad_normals (M, 3) CAD-frame surface samples; cad_extent and
-    cad_centre (3,) the CAD's bounding box. Returns the start (R (H, 3, 3), t (H, 3), s (H, 3)) and the fits.
+    cad_centre (3,) the CAD's bounding box; only: the hypotheses to fit (default all; the others keep their
+    start). Returns the start (R (H, 3, 3), t (H, 3), s (H, 3)) and the fits.
     """
     offset = principal_yaw_offset(points, up, R0[0] @ np.array([1.0, 0.0, 0.0]), config.min_anisotropy)
     R = rotation_about(up, offset) @ R0
     scale, centre = scale_and_centre(points, R, cad_extent, category, config.percentiles)
     t = centre - np.einsum("hij,hj->hi", R, scale * cad_centre)
     start = (R.copy(), t.copy(), scale.copy())
-    for h in range(len(R0)):
+    for h in range(len(R0)) if only is None else only:
         R_h, t_h, s_h = R[h], t[h], scale[h]
         for round_index in range(config.rounds):
             if round_index > 0:

@@ -61,6 +61,7 @@ class PipelineStages:
         is the network's.
     fit_top: the hypotheses of highest fused score that are fitted, per detection (the others cost time
         and are rarely chosen).
+    depth_only_top: the depth-only starts of highest geometric score that are fitted, per detection.
     per_axis_scale: the fit reads a scale per axis from the depth (`depth_fit.scale_and_centre`), else one.
     icp: the observed points, ICP and geometric-score settings (`inlier_distance` is the score's tau).
     """
@@ -75,6 +76,7 @@ class PipelineStages:
     fit_gate: float = 0.07
     scale_blend: float = 0.5
     fit_top: int = 2
+    depth_only_top: int = 4
     per_axis_scale: bool = True
     icp: IcpConfig = field(default_factory=lambda: STAGE_ICP)
 
@@ -89,8 +91,10 @@ class PipelineStages:
             raise ValueError(f"overlap_power must be non-negative, got {self.overlap_power!r}")
         if not 0.0 <= self.fit_gate <= 1.0:
             raise ValueError(f"fit_gate must lie in [0, 1], got {self.fit_gate!r}")
-        if isinstance(self.fit_top, bool) or not isinstance(self.fit_top, int) or self.fit_top < 1:
-            raise ValueError(f"fit_top must be a positive integer, got {self.fit_top!r}")
+        for name in ("fit_top", "depth_only_top"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not 0.0 <= self.scale_blend <= 1.0:
             raise ValueError(f"scale_blend must lie in [0, 1], got {self.scale_blend!r}")
 
@@ -223,8 +227,9 @@ def depth_only_candidates(
     stages: PipelineStages,
 ) -> tuple[Pose, np.ndarray, np.ndarray]:
     """Depth-only fits (`depth_fit.depth_only_fits`, nothing learned) of every detection from the initial
-    rotations (H, K, 3, 3): poses (H, K) (the identity where a detection has too few observed points),
-    their geometric scores (H, K) and whether each was made (H, K) bool."""
+    rotations (H, K, 3, 3), of the `depth_only_top` starts of highest geometric score: poses (H, K) (the
+    identity where a detection has too few observed points), their geometric scores (H, K) and whether
+    each was made (H, K) bool."""
     config = stages.icp
     n_hyp, n_det = rotations.shape[:2]
     R = np.broadcast_to(np.eye(3), (n_hyp, n_det, 3, 3)).copy()
@@ -235,17 +240,36 @@ def depth_only_candidates(
         if not len(points[k]):
             continue
         cad_points, cad_normals = (np.asarray(a, dtype=np.float64) for a in cads.points(det.cad, config.model_points))
-        _, (R[:, k], t[:, k], s[:, k]) = depth_only_fits(
-            points[k], cad_points, cad_normals, cads.extent(det.cad), cads.centre(det.cad), det.category,
-            rotations[:, k], up, config,
-        )
-        for h in range(n_hyp):
-            geometric[h, k] = geometric_score(
-                points[k], SurfaceSamples(cad_points, cad_normals, s[h, k]), R[h, k], t[h, k], observation.depth,
-                observation.camera.K, det.bbox, config.inlier_distance, stages.overlap_power,
-            )
-        made[:, k] = True
+        shape = (points[k], cad_points, cad_normals, cads.extent(det.cad), cads.centre(det.cad), det.category)
+        best = np.arange(n_hyp)
+        if stages.depth_only_top < n_hyp:
+            start, _ = depth_only_fits(*shape, rotations[:, k], up, config, only=())
+            scores = [_pose_score(observation, det, points[k], cad_points, cad_normals, start, h, stages) for h in best]
+            best = np.argsort(-np.asarray(scores), kind="stable")[: stages.depth_only_top]
+        _, fitted = depth_only_fits(*shape, rotations[:, k], up, config, only=best.tolist())
+        R[:, k], t[:, k], s[:, k] = fitted
+        for h in best:
+            geometric[h, k] = _pose_score(observation, det, points[k], cad_points, cad_normals, fitted, h, stages)
+        made[best, k] = True
     return Pose.from_numpy(R, t, s), geometric, made
+
+
+def _pose_score(
+    observation: Observation,
+    detection: Detection,
+    points: np.ndarray,
+    cad_points: np.ndarray,
+    cad_normals: np.ndarray,
+    pose: tuple[np.ndarray, np.ndarray, np.ndarray],
+    h: int,
+    stages: PipelineStages,
+) -> float:
+    """`geometric_score` of hypothesis h of pose (R (H, 3, 3), t (H, 3), s (H, 3)) for one detection."""
+    R, t, s = (value[h] for value in pose)
+    return geometric_score(
+        points, SurfaceSamples(cad_points, cad_normals, s), R, t, observation.depth, observation.camera.K,
+        detection.bbox, stages.icp.inlier_distance, stages.overlap_power,
+    )
 
 
 def best_of(
