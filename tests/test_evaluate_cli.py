@@ -21,6 +21,7 @@ import trimesh
 from PIL import Image
 
 from multisparc import baselines
+from multisparc.benchmarks.ablation import SetResults, ablation_table
 from multisparc.benchmarks.sets import SETS, make_set
 from multisparc.cad import CadIndex
 from multisparc.commands import benchset as benchset_command
@@ -304,3 +305,24 @@ def test_evaluate_sets_the_hypotheses_and_refinements_of_the_network(scenes, cad
     assert all(len(p["hypothesis_scores"]) == 8 and len(p["iterations"]) == 5 for p in predictions)
     settings = json.loads((folder / "method.json").read_text())["settings"]
     assert settings["hypotheses"] == 8 and settings["refinements"] == 4
+
+
+def test_bench_ablation_lays_the_sets_side_by_side(tmp_path) -> None:
+    def results(name: str, rows: dict[str, tuple[float, float, float]]) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        table = [{"method": m, "instance": i, "class": c, "time_ms": t} for m, (i, c, t) in rows.items()]
+        record = {"scenes": f"sets/{name}", "preset": "sparc", "table1": {"rows": table}}
+        (folder / "results.json").write_text(json.dumps(record))
+        return folder
+
+    clean = results("procedural-clean", {"multisparc": (80.0, 78.0, 400.0), "icp": (65.0, 60.0, 300.0)})
+    boxes = results("procedural-boxes", {"multisparc": (62.5, 60.0, 420.0), "multisparc-paper": (40.0, 41.0, 70.0)})
+    sets = [SetResults.read(clean), SetResults.read(boxes)]
+    text = ablation_table(sets)
+    assert "| multisparc | 80.0 / 78.0 / 400 | 62.5 / 60.0 / 420 |" in text
+    assert "| multisparc-paper | - | 40.0 / 41.0 / 70 |" in text
+    assert "procedural-clean: multisparc 80.0 % against icp 65.0 % (+15.0 points)" in text
+    assert "procedural-boxes (boxes without masks): multisparc loses 17.5 points against procedural-clean" in text
+    with pytest.raises(FileNotFoundError, match=r"results\.json: no such file"):
+        SetResults.read(tmp_path / "nowhere")

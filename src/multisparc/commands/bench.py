@@ -13,6 +13,11 @@ multisparc bench speed [--objects 1 5 10] [--configs paper cpu] [--repeats R] [-
     network and the rest, with the network's FLOP/s against the measured matmul peak. Section
     `speed` (CPU) or `speed-cuda` (GPU), so that both can stand in BENCHMARKS.md.
 
+multisparc bench ablation --results OUT... [--markdown BENCHMARKS.md]
+    the test-time stages side by side over several `multisparc evaluate --out OUT` results (one set
+    each): instance and class accuracy and time per image of every method, the full pipeline against
+    the ICP baseline, and what it loses with depth x 1.05 and with boxes without masks.
+
 multisparc bench training --run runs/cpu [--command "..."] [--plot PNG] [--markdown BENCHMARKS.md]
     the learning curve of a training run from its metrics.jsonl: validation accuracy against training
     time as a PNG and a table, with the command that trained it.
@@ -53,6 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     speed.add_argument("--cads", type=Path, default=None, help="CAD index (default: procedural library)")
     speed.add_argument("--markdown", type=Path, default=None, help="write the results into this file")
     speed.add_argument("--seed", type=int, default=0)
+    ablation = sub.add_parser("ablation", help="the test-time stages over several evaluate results")
+    ablation.add_argument("--results", type=Path, nargs="+", required=True, help="evaluate output folders")
+    ablation.add_argument("--markdown", type=Path, default=None, help="write the results into this file")
     training = sub.add_parser("training", help="learning curve of a training run (metrics.jsonl)")
     training.add_argument("--run", type=Path, required=True, help="the run folder (holds metrics.jsonl)")
     training.add_argument(
@@ -205,5 +213,26 @@ def _training(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ablation(args: argparse.Namespace) -> int:
+    from multisparc.benchmarks.ablation import SetResults, ablation_table
+    from multisparc.benchmarks.report import section, update_markdown
+
+    sets = [SetResults.read(folder) for folder in args.results]
+    presets = sorted({results.preset for results in sets})
+    body = (
+        f"Per-scene accuracy ({', '.join(presets)} preset) of each method on each set: instance accuracy, class "
+        "mean (both %) and time per image (ms, alignment without file I/O), from the results tables of the "
+        "sets below (`multisparc evaluate`, folders " + ", ".join(f"`{folder}`" for folder in args.results)
+        + "). multisparc is the full pipeline, multisparc-paper the paper's; +start, +mask, +verify and +fit "
+        "add one stage to the paper's (+fit: the verification and the depth fit); the full pipeline is "
+        "+fit with the depth masks and the depth-only fits.\n\n" + ablation_table(sets)
+    )
+    print(body)
+    if args.markdown is not None:
+        update_markdown(args.markdown, "ablation", section("ablation", "Test-time stages: the ablation", body))
+        print(f"wrote the results into {args.markdown}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
-    return {"data": _data, "speed": _speed, "training": _training}[args.benchmark](args)
+    return {"data": _data, "speed": _speed, "ablation": _ablation, "training": _training}[args.benchmark](args)

@@ -1,26 +1,31 @@
 """The test-time stages beyond the paper, each a switch of `PipelineStages` (DESIGN section 7).
 
-The paper's pipeline (`PIPELINES["paper"]`) is: initial poses, network refinements, choice by the learned
-score. The full pipeline (`PIPELINES["full"]`) adds, per detection, after the network:
+The paper's pipeline (`PIPELINES["paper"]`): initial poses, network refinements, choice by the learned
+score. The full pipeline (`PIPELINES["full"]`, the default) adds, per detection:
 
-- verify: every refined hypothesis is also scored by its geometric agreement with the observation
-  (`verification.geometric_score`: observed depth on the model's surface, no model in front of the observed
-  depth, the projected model's box on the detection's box), and the hypothesis of highest fused score
-  `learned logit + fusion_weight * geometric score` wins;
-- fit: every refined hypothesis is fitted to the detection's observed depth (`depth_fit`: a scale read
-  from the points' extents in the hypothesis's axes, blended in log space with the network's by
-  `scale_blend`, then gravity-constrained ICP of yaw and translation), the network scores the fitted pose
-  in one more pass, and the fit replaces the network's pose only when it raises the fused score. An image
-  whose detections' best fits agree with the depth by less than `fit_gate` (median over its detections of
-  the best fitted geometric score) keeps the network's poses: there the depth is too noisy for a fit to
-  be trusted (measured on the realistic benchmark sets, where unfiltered fits lose 5 to 8 points);
+- depth_mask (before the network): a box without a mask gets one read from the depth (`depth_mask`), for
+  the network's mask channel and the observed points below;
+- verify (after the network): every refined hypothesis is also scored by its geometric agreement with the
+  observation (`verification.geometric_score`: the observed points on the model's surface, no model in
+  front of the observed depth, the projected model's box on the detection's box), and the hypothesis of
+  highest fused score `learned logit + fusion_weight * geometric score` wins;
+- fit: the `fit_top` refined hypotheses of highest fused score are fitted to the observed depth (a scale
+  read from the points' extents in the hypothesis's axes, blended in log space with the network's by
+  `scale_blend`, then gravity-constrained ICP of yaw and translation, `depth_fit.icp`);
+- depth_only: the depth-only fit from each initial azimuth (`depth_fit.depth_only_fits`, the ICP
+  baseline's, nothing learned) is one more candidate of that hypothesis.
+  The network scores the fits in one more pass, and per hypothesis the option of highest fused score
+  (refined pose, its fit, the depth-only fit) is the final pose (`best_of`). An image whose detections'
+  best fits agree with the depth by less than `fit_gate` (median over its detections of the best fitted
+  geometric score) keeps the network's poses and its learned choice: there the depth is too noisy for a
+  fit or a geometric score to be trusted (the realistic benchmark sets, where ungated fits lose points);
 - start (an ablation row, off in "full"): initial centres and scales read from the observed depth
-  (`observed_start`). It brings the start nearer (procedural clean: median translation 26 -> 23 cm,
-  scale 23 -> 16 %) yet the network aligns fewer objects from it (59 -> 54 %), a start unlike the ones
-  it was trained from; it stays a switch for a network trained with it.
+  (`observed_start`). The start is nearer (procedural clean: median translation 26 -> 21 cm, scale
+  23 -> 14 %), yet the shipped network aligns fewer objects from it (59 -> 52 % on the set's first 40
+  scenes), a start unlike those it was trained from; a switch for a network trained with it.
 
-The fusion weight, the gate and the scale blend were chosen on the first 40 scenes of the four
-benchmark sets (BENCHMARKS.md, "Test-time stages").
+The fusion weight, the gate, the scale blend and the ICP settings were chosen on the first 40 scenes of the
+four benchmark sets; BENCHMARKS.md ("Test-time stages") has the ablation on all 100 of each.
 """
 
 from __future__ import annotations

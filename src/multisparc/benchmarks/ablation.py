@@ -1,0 +1,72 @@
+"""The ablation of the test-time stages over several benchmark sets, from `multisparc evaluate` results.
+
+Reads OUT/results.json of each evaluation (one set each) and lays the per-scene instance accuracy, class
+mean and time per image of every method side by side: one row per method, one column group per set. Below
+the table: how far the full pipeline (`multisparc`) is from the ICP baseline on each set, and how much it
+loses on the variants of a clean set (`<library>-depth105`, `<library>-boxes`) against that set.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from multisparc.benchmarks.report import markdown_table
+
+FULL, BASELINE = "multisparc", "icp"
+VARIANTS = {"depth105": "depth x 1.05", "boxes": "boxes without masks"}
+
+
+@dataclass(frozen=True)
+class SetResults:
+    """One set's evaluation: its name, preset, and per method (instance %, class mean %, time ms)."""
+
+    name: str
+    preset: str
+    methods: dict[str, tuple[float, float, float]]
+
+    @classmethod
+    def read(cls, folder: Path) -> SetResults:
+        """The results of `multisparc evaluate --out folder`; FileNotFoundError naming results.json."""
+        path = Path(folder) / "results.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such file (run multisparc evaluate --out {folder} first)")
+        data: dict[str, Any] = json.loads(path.read_text())
+        rows = {row["method"]: (row["instance"], row["class"], row["time_ms"]) for row in data["table1"]["rows"]}
+        return cls(Path(data["scenes"]).name, data["preset"], rows)
+
+
+def ablation_table(sets: list[SetResults]) -> str:
+    """Markdown: the table and the comparisons of the module docstring."""
+    methods: list[str] = []
+    for results in sets:
+        methods += [name for name in results.methods if name not in methods]
+    header = ["method"] + [f"{results.name} inst / class / ms" for results in sets]
+    rows = []
+    for name in methods:
+        row: list[object] = [name]
+        for results in sets:
+            values = results.methods.get(name)
+            row.append("-" if values is None else f"{values[0]:.1f} / {values[1]:.1f} / {values[2]:.0f}")
+        rows.append(row)
+    lines = [markdown_table(header, rows), ""]
+    for results in sets:
+        full, baseline = results.methods.get(FULL), results.methods.get(BASELINE)
+        if full is not None and baseline is not None:
+            lines.append(
+                f"- {results.name}: {FULL} {full[0]:.1f} % against {BASELINE} {baseline[0]:.1f} % "
+                f"({full[0] - baseline[0]:+.1f} points)."
+            )
+    by_name = {results.name: results for results in sets}
+    for results in sets:
+        library, _, variant = results.name.rpartition("-")
+        clean = by_name.get(f"{library}-clean")
+        if variant in VARIANTS and clean is not None and FULL in results.methods and FULL in clean.methods:
+            loss = clean.methods[FULL][0] - results.methods[FULL][0]
+            lines.append(
+                f"- {results.name} ({VARIANTS[variant]}): {FULL} loses {loss:.1f} points against "
+                f"{clean.name} ({results.methods[FULL][0]:.1f} % against {clean.methods[FULL][0]:.1f} %)."
+            )
+    return "\n".join(lines) + "\n"
