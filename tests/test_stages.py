@@ -16,10 +16,12 @@ import trimesh
 
 from chair_scene import UP, chair_cads, chair_scene
 from multisparc import cli
+from multisparc.benchmarks.speed import BenchScene
+from multisparc.benchmarks.stage_times import time_pipeline
 from multisparc.cad import CadIndex, SampleCache
 from multisparc.datasets.bundle import Camera, Detection, Observation, SceneBundle
 from multisparc.geometry import Pose, quat_to_matrix
-from multisparc.inference import InitialisationConfig, initial_poses
+from multisparc.inference import Aligner, InitialisationConfig, initial_poses
 from multisparc.inference.depth_fit import SurfaceSamples, rotation_about
 from multisparc.inference.depth_mask import depth_mask
 from multisparc.inference.initialisation import box_pixel_ranges
@@ -33,6 +35,8 @@ from multisparc.inference.stages import (
     score_and_fit,
 )
 from multisparc.inference.verification import box_overlap, geometric_score
+from multisparc.inputs import InputConfig
+from multisparc.model import ModelConfig, MultiSparcNet
 from multisparc.render import PlacedObject, RayCaster, Room, instance_boxes, render_full
 
 FIXTURE = Path(__file__).parent / "data" / "paper_pipeline_demo_seed3.json"
@@ -202,3 +206,17 @@ def test_depth_mask_keeps_the_chair_and_drops_floor_and_wall(scene) -> None:
     box_iou = (truth & in_box).sum() / in_box.sum()
     iou = (mask & truth).sum() / (mask | truth).sum()
     assert iou > 0.8 and iou > box_iou + 0.15, (iou, box_iou)
+
+
+def test_stage_times_split_a_pipeline_by_stage(scene, cads) -> None:
+    torch.manual_seed(0)
+    model = MultiSparcNet(ModelConfig(n_latent=4, c_latent=16, n_blocks=1, n_self_attn=1, n_heads=2, dim_head=8))
+    inputs = InputConfig(n_bbox=32, n_cad=16)
+    image = BenchScene(scene.observation, scene.detections, 0)
+    paper_total, paper = time_pipeline(Aligner(model, inputs, cads, pipeline="paper"), image, repeats=2)
+    full_total, full = time_pipeline(Aligner(model, inputs, cads, pipeline="full"), image, repeats=2)
+    assert set(paper) == {"initialisation", "tokens", "network", "pose update"}
+    assert {"observed points", "depth fit"} <= set(full) and full["depth fit"] > 0
+    assert 0 < sum(paper.values()) <= paper_total and 0 < sum(full.values()) <= full_total
+    with pytest.raises(ValueError, match="repeats"):
+        time_pipeline(Aligner(model, inputs, cads), image, repeats=0)

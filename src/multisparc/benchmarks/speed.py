@@ -241,6 +241,7 @@ def _aligner(
         mode=mode,
         sequential=strategy == "sequential",
         precision=precision,
+        pipeline="paper",
     )
 
 

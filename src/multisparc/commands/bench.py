@@ -13,6 +13,11 @@ multisparc bench speed [--objects 1 5 10] [--configs paper cpu] [--repeats R] [-
     network and the rest, with the network's FLOP/s against the measured matmul peak. Section
     `speed` (CPU) or `speed-cuda` (GPU), so that both can stand in BENCHMARKS.md.
 
+multisparc bench stages [--objects 5] [--pipelines paper full] [--repeats R] [--checkpoint model.pt]
+                        [--cads cads.json] [--markdown BENCHMARKS.md]
+    time per image of each pipeline with the shipped (or given) network on one image of n objects,
+    split by stage (`multisparc.benchmarks.stage_times`).
+
 multisparc bench ablation --results OUT... [--markdown BENCHMARKS.md]
     the test-time stages side by side over several `multisparc evaluate --out OUT` results (one set
     each): instance and class accuracy and time per image of every method, the full pipeline against
@@ -58,6 +63,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     speed.add_argument("--cads", type=Path, default=None, help="CAD index (default: procedural library)")
     speed.add_argument("--markdown", type=Path, default=None, help="write the results into this file")
     speed.add_argument("--seed", type=int, default=0)
+    stages = sub.add_parser("stages", help="time per image of each pipeline, split by stage")
+    stages.add_argument("--objects", type=int, default=5, help="objects in the image")
+    stages.add_argument("--pipelines", nargs="+", default=["paper", "full"], help="pipeline names to time")
+    stages.add_argument("--repeats", type=int, default=5, help="timed alignments per pipeline (after a warm-up)")
+    stages.add_argument("--checkpoint", type=Path, default=None, help="model file (default: the shipped network)")
+    stages.add_argument("--cads", type=Path, default=None, help="CAD index (default: the demo's procedural library)")
+    stages.add_argument("--markdown", type=Path, default=None, help="write the results into this file")
+    stages.add_argument("--seed", type=int, default=0)
     ablation = sub.add_parser("ablation", help="the test-time stages over several evaluate results")
     ablation.add_argument("--results", type=Path, nargs="+", required=True, help="evaluate output folders")
     ablation.add_argument("--markdown", type=Path, default=None, help="write the results into this file")
@@ -213,6 +226,50 @@ def _training(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stages(args: argparse.Namespace) -> int:
+    import tempfile
+
+    import torch
+
+    from multisparc.benchmarks.report import machine_description, markdown_table, section, update_markdown
+    from multisparc.benchmarks.stage_times import measure_stage_times
+    from multisparc.cad import CadIndex
+    from multisparc.cad.procedural import build_library
+    from multisparc.commands.demo import LIBRARY_PER_CLASS, LIBRARY_SEED
+    from multisparc.inference import load_checkpoint, shipped_checkpoint
+    from multisparc.inference.stages import pipeline_stages
+
+    for name in args.pipelines:
+        pipeline_stages(name)
+    checkpoint = args.checkpoint or shipped_checkpoint()
+    model, inputs = load_checkpoint(checkpoint)
+    with tempfile.TemporaryDirectory() as tmp:
+        cads_json = args.cads or build_library(Path(tmp) / "cads", per_class=LIBRARY_PER_CLASS, seed=LIBRARY_SEED)
+        scene, times = measure_stage_times(
+            model, inputs, CadIndex.load(cads_json), args.pipelines, args.objects, args.repeats, args.seed
+        )
+    names: list[str] = []
+    for run in times:
+        names += [name for name in run.stage_ms if name not in names]
+    header = ["pipeline", "total ms"] + [f"{name} ms" for name in names]
+    rows = [
+        [run.pipeline, f"{run.total_ms:.0f}"] + [f"{run.stage_ms.get(name, 0.0):.1f}" for name in names]
+        for run in times
+    ]
+    copies = f" ({scene.replicated} of them copies)" if scene.replicated else ""
+    body = (
+        f"Network `{checkpoint.name}`, one synthetic image with {len(scene.detections)} objects{copies}, clean "
+        f"noise, {torch.get_num_threads()} torch threads; the median of {args.repeats} alignments after a warm-up, "
+        "split by the pipeline's stage timers (those of the median run).\n\n" + markdown_table(header, rows) + "\n"
+    )
+    print(body)
+    print(machine_description())
+    if args.markdown is not None:
+        update_markdown(args.markdown, "stages", section("stages", "Time per image of each pipeline, by stage", body))
+        print(f"wrote the results into {args.markdown}")
+    return 0
+
+
 def _ablation(args: argparse.Namespace) -> int:
     from multisparc.benchmarks.ablation import SetResults, ablation_table
     from multisparc.benchmarks.report import section, update_markdown
@@ -235,4 +292,5 @@ def _ablation(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    return {"data": _data, "speed": _speed, "ablation": _ablation, "training": _training}[args.benchmark](args)
+    commands = {"data": _data, "speed": _speed, "stages": _stages, "ablation": _ablation, "training": _training}
+    return commands[args.benchmark](args)
