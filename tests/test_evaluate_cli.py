@@ -23,6 +23,7 @@ from PIL import Image
 from multisparc import baselines
 from multisparc.benchmarks.ablation import SetResults, ablation_table
 from multisparc.benchmarks.sets import SETS, make_set
+from multisparc.benchmarks.starts import start_errors
 from multisparc.cad import CadIndex
 from multisparc.commands import benchset as benchset_command
 from multisparc.commands import evaluate as evaluate_command
@@ -312,17 +313,30 @@ def test_bench_ablation_lays_the_sets_side_by_side(tmp_path) -> None:
         folder = tmp_path / name
         folder.mkdir()
         table = [{"method": m, "instance": i, "class": c, "time_ms": t} for m, (i, c, t) in rows.items()]
-        record = {"scenes": f"sets/{name}", "preset": "sparc", "table1": {"rows": table}}
+        record = {"scenes": f"sets/{name.removesuffix('-h8')}", "preset": "sparc", "table1": {"rows": table}}
         (folder / "results.json").write_text(json.dumps(record))
         return folder
 
     clean = results("procedural-clean", {"multisparc": (80.0, 78.0, 400.0), "icp": (65.0, 60.0, 300.0)})
     boxes = results("procedural-boxes", {"multisparc": (62.5, 60.0, 420.0), "multisparc-paper": (40.0, 41.0, 70.0)})
-    sets = [SetResults.read(clean), SetResults.read(boxes)]
+    more = results("procedural-clean-h8", {"multisparc": (79.0, 77.0, 500.0)})  # named by its folder
+    sets = [SetResults.read(clean), SetResults.read(boxes), SetResults.read(more)]
     text = ablation_table(sets)
-    assert "| multisparc | 80.0 / 78.0 / 400 | 62.5 / 60.0 / 420 |" in text
-    assert "| multisparc-paper | - | 40.0 / 41.0 / 70 |" in text
+    assert "| method | procedural-clean inst / class / ms | procedural-boxes" in text
+    assert "| procedural-clean-h8 inst / class / ms |" in text
+    assert "| multisparc | 80.0 / 78.0 / 400 | 62.5 / 60.0 / 420 | 79.0 / 77.0 / 500 |" in text
+    assert "| multisparc-paper | - | 40.0 / 41.0 / 70 | - |" in text
     assert "procedural-clean: multisparc 80.0 % against icp 65.0 % (+15.0 points)" in text
     assert "procedural-boxes (boxes without masks): multisparc loses 17.5 points against procedural-clean" in text
     with pytest.raises(FileNotFoundError, match=r"results\.json: no such file"):
         SetResults.read(tmp_path / "nowhere")
+
+
+def test_start_errors_compare_the_two_starts_on_the_same_hypotheses(scenes, cads_json) -> None:
+    paper, observed = start_errors(scene_dirs(scenes), CadIndex.load(cads_json))
+    assert (paper.start, observed.start) == ("paper", "observed")
+    assert paper.n_objects == observed.n_objects > 0
+    # Both starts share their rotations: only centre and scale differ.
+    assert observed.r_deg == pytest.approx(paper.r_deg)
+    assert all(0 < value < 5 for value in (paper.t, observed.t, paper.s, observed.s))
+    assert (observed.t, observed.s) != (paper.t, paper.s)

@@ -1,9 +1,10 @@
 """The ablation of the test-time stages over several benchmark sets, from `multisparc evaluate` results.
 
-Reads OUT/results.json of each evaluation (one set each) and lays the per-scene instance accuracy, class
-mean and time per image of every method side by side: one row per method, one column group per set. Below
-the table: how far the full pipeline (`multisparc`) is from the ICP baseline on each set, and how much it
-loses on the variants of a clean set (`<library>-depth105`, `<library>-boxes`) against that set.
+Reads OUT/results.json of each evaluation (one set each, named by the folder OUT) and lays the per-scene
+instance accuracy, class mean and time per image of every method side by side: one row per method, one
+column group per set. Below the table: how far the full pipeline (`multisparc`) is from the ICP baseline
+on each set, and how much it loses on the variants of a clean set (`<library>-depth105`,
+`<library>-boxes`) against that set.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ VARIANTS = {"depth105": "depth x 1.05", "boxes": "boxes without masks"}
 
 @dataclass(frozen=True)
 class SetResults:
-    """One set's evaluation: its name, preset, and per method (instance %, class mean %, time ms)."""
+    """One evaluation: its name (the output folder's), preset, and per method (instance %, class mean %,
+    time ms)."""
 
     name: str
     preset: str
@@ -35,7 +37,7 @@ class SetResults:
             raise FileNotFoundError(f"{path}: no such file (run multisparc evaluate --out {folder} first)")
         data: dict[str, Any] = json.loads(path.read_text())
         rows = {row["method"]: (row["instance"], row["class"], row["time_ms"]) for row in data["table1"]["rows"]}
-        return cls(Path(data["scenes"]).name, data["preset"], rows)
+        return cls(Path(folder).resolve().name, data["preset"], rows)
 
 
 def ablation_table(sets: list[SetResults]) -> str:

@@ -153,7 +153,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {md_path} and {json_path}")
     if args.markdown is not None:
         name = args.section or section_name(args.scenes)
-        title = f"Alignment accuracy on {args.scenes.resolve().name} ({args.preset} preset)"
+        changed = (args.hypotheses, args.refinements) != (4, 3)
+        protocol = f", {args.hypotheses} hypotheses, {args.refinements} refinements" if changed else ""
+        title = f"Alignment accuracy on {args.scenes.resolve().name} ({args.preset} preset{protocol})"
         where = f"Output folder `{args.out}` (results.json, calibration plots).\n\n"
         update_markdown(args.markdown, name, section(name, title, where + body))
         print(f"wrote the section {name} into {args.markdown}")

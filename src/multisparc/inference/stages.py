@@ -20,9 +20,9 @@ score. The full pipeline (`PIPELINES["full"]`, the default) adds, per detection:
   geometric score) keeps the network's poses and its learned choice: there the depth is too noisy for a
   fit or a geometric score to be trusted (the realistic benchmark sets, where ungated fits lose points);
 - start (an ablation row, off in "full"): initial centres and scales read from the observed depth
-  (`observed_start`). The start is nearer (procedural clean: median translation 26 -> 21 cm, scale
-  23 -> 14 %), yet the shipped network aligns fewer objects from it (59 -> 52 % on the set's first 40
-  scenes), a start unlike those it was trained from; a switch for a network trained with it.
+  (`observed_start`). The start is nearer, yet the shipped network, trained from starts like the paper's,
+  gains little from it on clean depth and loses with predicted-like depth (BENCHMARKS.md, "+start");
+  a switch for a network trained with it.
 
 The fusion weight, the gate, the scale blend and the ICP settings were chosen on the first 40 scenes of the
 four benchmark sets; BENCHMARKS.md ("Test-time stages") has the ablation on all 100 of each.
