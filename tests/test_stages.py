@@ -186,8 +186,9 @@ def test_paper_pipeline_reproduces_the_outputs_recorded_before_the_stages(tmp_pa
     for now, then in zip(predictions, recorded, strict=True):
         assert now["cad"] == then["cad"]
         for key in ("t", "q", "s"):
-            np.testing.assert_allclose(now[key], then[key], atol=1e-5, err_msg=key)
-        assert now["score"] == pytest.approx(then["score"], abs=1e-5)
+            # 0.1 mm: float32 matrix products may round differently on another CPU.
+            np.testing.assert_allclose(now[key], then[key], atol=1e-4, err_msg=key)
+        assert now["score"] == pytest.approx(then["score"], abs=1e-4)
         assert "geometric_score" not in now and "depth_fit" not in now
 
 
