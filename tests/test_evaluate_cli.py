@@ -328,6 +328,11 @@ def test_bench_ablation_lays_the_sets_side_by_side(tmp_path) -> None:
     assert "| multisparc-paper | - | 40.0 / 41.0 / 70 | - |" in text
     assert "procedural-clean: multisparc 80.0 % against icp 65.0 % (+15.0 points)" in text
     assert "procedural-boxes (boxes without masks): multisparc loses 17.5 points against procedural-clean" in text
+    targets = ablation_table(sets, {"procedural-clean": 80.0, "procedural-boxes": 65.0})
+    assert "target on procedural-clean: multisparc 80.0 % against 80 %: met." in targets
+    assert "target on procedural-boxes: multisparc 62.5 % against 65 %: missed by 2.5 points." in targets
+    with pytest.raises(ValueError, match="no result of multisparc on a set of that name"):
+        ablation_table(sets, {"sweethome3d-clean": 75.0})
     with pytest.raises(FileNotFoundError, match=r"results\.json: no such file"):
         SetResults.read(tmp_path / "nowhere")
 

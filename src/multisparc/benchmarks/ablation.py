@@ -40,8 +40,9 @@ class SetResults:
         return cls(Path(folder).resolve().name, data["preset"], rows)
 
 
-def ablation_table(sets: list[SetResults]) -> str:
-    """Markdown: the table and the comparisons of the module docstring."""
+def ablation_table(sets: list[SetResults], targets: dict[str, float] | None = None) -> str:
+    """Markdown: the table and the comparisons of the module docstring; targets: set name -> the instance
+    accuracy (%) the full pipeline should reach there, each reported as met or missed by how much."""
     methods: list[str] = []
     for results in sets:
         methods += [name for name in results.methods if name not in methods]
@@ -71,4 +72,10 @@ def ablation_table(sets: list[SetResults]) -> str:
                 f"- {results.name} ({VARIANTS[variant]}): {FULL} loses {loss:.1f} points against "
                 f"{clean.name} ({results.methods[FULL][0]:.1f} % against {clean.methods[FULL][0]:.1f} %)."
             )
+    for name, target in (targets or {}).items():
+        if name not in by_name or FULL not in by_name[name].methods:
+            raise ValueError(f"a target names {name!r}, but no result of {FULL} on a set of that name is given")
+        reached = by_name[name].methods[FULL][0]
+        verdict = "met" if reached >= target else f"missed by {target - reached:.1f} points"
+        lines.append(f"- target on {name}: {FULL} {reached:.1f} % against {target:g} %: {verdict}.")
     return "\n".join(lines) + "\n"

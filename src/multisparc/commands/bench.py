@@ -82,6 +82,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ablation.add_argument("--results", type=Path, nargs="+", required=True, help="evaluate output folders")
     ablation.add_argument("--markdown", type=Path, default=None, help="write the results into this file")
     ablation.add_argument("--section", default="ablation", help="section name in the --markdown file")
+    ablation.add_argument(
+        "--targets", nargs="+", default=[], metavar="SET=PERCENT",
+        help="instance accuracy the full pipeline should reach on a set, reported as met or missed",
+    )
     ablation.add_argument("--title", default="Test-time stages: the ablation", help="the section's title")
     training = sub.add_parser("training", help="learning curve of a training run (metrics.jsonl)")
     training.add_argument("--run", type=Path, required=True, help="the run folder (holds metrics.jsonl)")
@@ -313,6 +317,13 @@ def _ablation(args: argparse.Namespace) -> int:
     from multisparc.benchmarks.report import section, update_markdown
 
     sets = [SetResults.read(folder) for folder in args.results]
+    targets = {}
+    for item in args.targets:
+        name, _, value = item.partition("=")
+        try:
+            targets[name] = float(value)
+        except ValueError:
+            raise ValueError(f"--targets {item}: expected SET=PERCENT, e.g. procedural-clean=80") from None
     presets = sorted({results.preset for results in sets})
     body = (
         f"Per-scene accuracy ({', '.join(presets)} preset) of each method on each set: instance accuracy, class "
@@ -320,7 +331,7 @@ def _ablation(args: argparse.Namespace) -> int:
         "sets below (`multisparc evaluate`, folders " + ", ".join(f"`{folder}`" for folder in args.results)
         + "). multisparc is the full pipeline, multisparc-paper the paper's; +start, +mask, +verify and +fit "
         "add one stage to the paper's (+fit: the verification and the depth fit); the full pipeline is "
-        "+fit with the depth masks and the depth-only fits.\n\n" + ablation_table(sets)
+        "+fit with the depth masks and the depth-only fits.\n\n" + ablation_table(sets, targets)
     )
     print(body)
     if args.markdown is not None:
