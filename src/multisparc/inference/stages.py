@@ -31,7 +31,7 @@ four benchmark sets; BENCHMARKS.md ("Test-time stages") has the ablation on all 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -83,7 +83,7 @@ class PipelineStages:
     fit_top: int = 2
     depth_only_top: int = 4
     per_axis_scale: bool = True
-    icp: IcpConfig = field(default_factory=lambda: STAGE_ICP)
+    icp: IcpConfig = STAGE_ICP
 
     def __post_init__(self) -> None:
         if self.depth_only and not self.fit:
@@ -116,7 +116,7 @@ PIPELINES: dict[str, PipelineStages] = {
     "+verify": PipelineStages(depth_mask=False, verify=True, fit=False, depth_only=False),
     # A fit is kept by the verification: +fit needs it.
     "+fit": PipelineStages(depth_mask=False, verify=True, fit=True, depth_only=False),
-    "full": PipelineStages(),  # the observed start is off: it measured worse (module docstring)
+    "full": PipelineStages(),  # the observed start is off (module docstring)
 }
 
 
@@ -133,8 +133,8 @@ class HypothesisFits:
 
     geometric: (H, K) score of each refined pose. fitted: poses (H, K) after the fit (the refined pose
     where a detection has too few observed points). fitted_geometric: (H, K) their scores. tried: (H, K)
-    bool, the hypotheses that were fitted. gate: the
-    image's median over detections of the best fitted score.
+    bool, the hypotheses that were fitted. gate: the image's median over detections of the best fitted
+    score.
     """
 
     geometric: np.ndarray
