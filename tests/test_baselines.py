@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from chair_scene import HEIGHT, K_CAM, UP, WIDTH, chair_cads, chair_scene
+from chair_scene import HEIGHT, K_CAM, UP, WIDTH
 from multisparc.baselines import (
     METHODS,
     IcpAligner,
@@ -22,8 +22,7 @@ from multisparc.baselines import (
     method_spec,
     principal_yaw_offset,
 )
-from multisparc.cad import CadIndex
-from multisparc.datasets.bundle import ObjectPose, SceneBundle, read_poses, write_json
+from multisparc.datasets.bundle import ObjectPose, read_poses, write_json
 from multisparc.geometry import matrix_to_quat, quat_to_matrix, rotation_error
 from multisparc.inference import Aligner, InitialisationConfig, initial_poses
 from multisparc.inference.depth_fit import SurfaceSamples, icp, rotation_about
@@ -40,16 +39,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def cads(tmp_path_factory: pytest.TempPathFactory) -> CadIndex:
-    return chair_cads(tmp_path_factory.mktemp("cads"))
-
-
-@pytest.fixture(scope="module")
-def scene(cads: CadIndex) -> SceneBundle:
-    return chair_scene(cads)
 
 
 def pose_errors(pose: ObjectPose, gt: ObjectPose) -> tuple[float, float, float]:

@@ -14,7 +14,7 @@ import pytest
 import torch
 import trimesh
 
-from chair_scene import UP, chair_cads, chair_scene
+from chair_scene import UP
 from multisparc import cli
 from multisparc.benchmarks.speed import BenchScene
 from multisparc.benchmarks.stage_times import time_pipeline
@@ -40,16 +40,6 @@ from multisparc.model import ModelConfig, MultiSparcNet
 from multisparc.render import PlacedObject, RayCaster, Room, instance_boxes, render_full
 
 FIXTURE = Path(__file__).parent / "data" / "paper_pipeline_demo_seed3.json"
-
-
-@pytest.fixture(scope="module")
-def cads(tmp_path_factory: pytest.TempPathFactory) -> CadIndex:
-    return chair_cads(tmp_path_factory.mktemp("cads"))
-
-
-@pytest.fixture(scope="module")
-def scene(cads: CadIndex) -> SceneBundle:
-    return chair_scene(cads)
 
 
 def gt_pose(scene: SceneBundle) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
