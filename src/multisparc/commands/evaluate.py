@@ -125,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
         from multisparc.inference import load_checkpoint
 
         network = load_checkpoint(args.checkpoint, args.device)
+    # The network's protocol, recorded and titled only when changed, so that earlier folders still resume.
+    protocol_changed = (args.hypotheses, args.refinements) != (4, 3)
     folders = []
     for name in methods:
         method = make_method(
@@ -135,8 +137,7 @@ def run(args: argparse.Namespace) -> int:
         settings = {"seed": args.seed}
         if spec.needs_network:
             settings["checkpoint"] = str(args.checkpoint.resolve())
-            # Recorded only when changed, so that folders made before these options still resume.
-            if (args.hypotheses, args.refinements) != (4, 3):
+            if protocol_changed:
                 settings.update(hypotheses=args.hypotheses, refinements=args.refinements)
         aligned, skipped = run_method(spec, method, scenes, args.out / name, settings)
         if skipped:
@@ -153,8 +154,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {md_path} and {json_path}")
     if args.markdown is not None:
         name = args.section or section_name(args.scenes)
-        changed = (args.hypotheses, args.refinements) != (4, 3)
-        protocol = f", {args.hypotheses} hypotheses, {args.refinements} refinements" if changed else ""
+        protocol = f", {args.hypotheses} hypotheses, {args.refinements} refinements" if protocol_changed else ""
         title = f"Alignment accuracy on {args.scenes.resolve().name} ({args.preset} preset{protocol})"
         where = f"Output folder `{args.out}` (results.json, calibration plots).\n\n"
         update_markdown(args.markdown, name, section(name, title, where + body))

@@ -180,7 +180,7 @@ class Aligner:
                 for was_unmasked, source in zip(unmasked, init.depth_source, strict=True)
             ]
             init = replace(init, depth_source=sources)
-        if stages.any:
+        if stages.start or stages.verify or stages.fit:  # the depth mask needs no observed points
             with timer.stage("observed points"):
                 observed = observed_points(observation, kept, stages.icp, self.seed)
         if stages.start:

@@ -103,11 +103,6 @@ class PipelineStages:
         if not 0.0 <= self.scale_blend <= 1.0:
             raise ValueError(f"scale_blend must lie in [0, 1], got {self.scale_blend!r}")
 
-    @property
-    def any(self) -> bool:
-        """Whether any stage beyond the paper runs."""
-        return self.start or self.depth_mask or self.verify or self.fit or self.depth_only
-
 
 PIPELINES: dict[str, PipelineStages] = {
     "paper": PipelineStages(start=False, depth_mask=False, verify=False, fit=False, depth_only=False),
@@ -178,28 +173,21 @@ def score_and_fit(
     fitted_geometric = np.zeros((n_hyp, n_det))
     R_fit, t_fit, s_fit = R.copy(), t.copy(), s.copy()
     tried = np.zeros((n_hyp, n_det), dtype=bool)
-    K = observation.camera.K
     for k, det in enumerate(detections):
         if not len(points[k]):
             continue
         cad_points, cad_normals = (np.asarray(a, dtype=np.float64) for a in cads.points(det.cad, config.model_points))
         extent, cad_centre = cads.extent(det.cad), cads.centre(det.cad)
-
-        def score(model: SurfaceSamples, rotation: np.ndarray, translation: np.ndarray, k: int = k) -> float:
-            return geometric_score(
-                points[k], model, rotation, translation, observation.depth, K, detections[k].bbox,
-                config.inlier_distance, stages.overlap_power,
-            )
-
+        # One scaled model per hypothesis, kept for its fit: the kd tree is built once.
+        models = [SurfaceSamples(cad_points, cad_normals, s[h, k]) for h in range(n_hyp)]
         for h in range(n_hyp):
-            geometric[h, k] = score(SurfaceSamples(cad_points, cad_normals, s[h, k]), R[h, k], t[h, k])
+            geometric[h, k] = _geometric(observation, det, points[k], models[h], R[h, k], t[h, k], stages)
         fitted_geometric[:, k] = geometric[:, k]
         if not stages.fit:
             continue
         ranked = np.argsort(-fuse(logits[:, k], geometric[:, k], stages), kind="stable")
         for h in ranked[: stages.fit_top]:
-            model = SurfaceSamples(cad_points, cad_normals, s[h, k])
-            rotation, translation = icp(points[k], model, R[h, k], t[h, k], s[h, k] * cad_centre, up, config)
+            rotation, translation = icp(points[k], models[h], R[h, k], t[h, k], s[h, k] * cad_centre, up, config)
             # A scale from the points' extents in the fitted axes, blended with the network's; the centre stays.
             centre = translation + rotation @ (s[h, k] * cad_centre)
             observed_scale = scale_and_centre(
@@ -210,7 +198,7 @@ def score_and_fit(
             model = SurfaceSamples(cad_points, cad_normals, scale)
             rotation, translation = icp(points[k], model, rotation, translation, scale * cad_centre, up, config)
             R_fit[h, k], t_fit[h, k], s_fit[h, k] = rotation, translation, scale
-            fitted_geometric[h, k] = score(model, rotation, translation)
+            fitted_geometric[h, k] = _geometric(observation, det, points[k], model, rotation, translation, stages)
             tried[h, k] = True
     gate = float(np.median(fitted_geometric.max(axis=0))) if n_det else 0.0
     fitted = Pose.from_numpy(R_fit, t_fit, s_fit).to(dtype=poses.t.dtype)
@@ -259,6 +247,22 @@ def depth_only_candidates(
     return Pose.from_numpy(R, t, s), geometric, made
 
 
+def _geometric(
+    observation: Observation,
+    detection: Detection,
+    points: np.ndarray,
+    model: SurfaceSamples,
+    R: np.ndarray,
+    t: np.ndarray,
+    stages: PipelineStages,
+) -> float:
+    """`geometric_score` of one detection's model under pose (R (3, 3), t (3,)), with the stages' settings."""
+    return geometric_score(
+        points, model, R, t, observation.depth, observation.camera.K, detection.bbox, stages.icp.inlier_distance,
+        stages.overlap_power,
+    )
+
+
 def _pose_score(
     observation: Observation,
     detection: Detection,
@@ -269,12 +273,9 @@ def _pose_score(
     h: int,
     stages: PipelineStages,
 ) -> float:
-    """`geometric_score` of hypothesis h of pose (R (H, 3, 3), t (H, 3), s (H, 3)) for one detection."""
+    """`_geometric` of hypothesis h of pose (R (H, 3, 3), t (H, 3), s (H, 3)) for one detection."""
     R, t, s = (value[h] for value in pose)
-    return geometric_score(
-        points, SurfaceSamples(cad_points, cad_normals, s), R, t, observation.depth, observation.camera.K,
-        detection.bbox, stages.icp.inlier_distance, stages.overlap_power,
-    )
+    return _geometric(observation, detection, points, SurfaceSamples(cad_points, cad_normals, s), R, t, stages)
 
 
 def best_of(
