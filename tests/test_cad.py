@@ -500,6 +500,23 @@ def test_sweethome3d_index_is_metric_and_classed() -> None:
     assert index["sh3d_table"].sym == "2" and index["sh3d_sofa"].sym == "none"
 
 
+@pytest.mark.skipif(not SWEETHOME3D.is_dir(), reason=NO_CAD_DATA)
+def test_sweethome3d_split_is_fixed_disjoint_and_covers_the_catalogue() -> None:
+    whole = CadIndex.from_sweethome3d(SWEETHOME3D)
+    train = CadIndex.from_sweethome3d(SWEETHOME3D, half="train")
+    test = CadIndex.from_sweethome3d(SWEETHOME3D, half="test")
+    assert set(train).isdisjoint(test) and set(train) | set(test) == set(whole)
+    assert len(train) == 11 and len(test) == 16
+    # The same split on every call (it is a fixed table, not a draw).
+    assert list(CadIndex.from_sweethome3d(SWEETHOME3D, half="train")) == list(train)
+    # Every class of the test half is a class of the catalogue, and no class is in training alone.
+    for category in {train[cad_id].category for cad_id in train}:
+        assert test.ids_of(category), category
+    assert test.ids_of("display") == ["sh3d_flatTV"] and not train.ids_of("display")
+    with pytest.raises(ValueError, match="half"):
+        CadIndex.from_sweethome3d(SWEETHOME3D, half="val")
+
+
 def test_sweethome3d_missing_catalogue(tmp_path: Path) -> None:
     with pytest.raises(CadFileNotFound, match=r"DefaultFurnitureCatalog.properties"):
         CadIndex.from_sweethome3d(tmp_path)

@@ -334,6 +334,69 @@ def test_noise_levels_order_and_mask_holes(scenes: list[SyntheticScene], sampler
     assert 0 < errors["mild"] < errors["realistic"]
 
 
+def test_predicted_depth_is_scaled_per_image_and_normals_follow_it() -> None:
+    exact = PerceptionNoise(
+        "predicted",
+        **dict.fromkeys(
+            ("depth_sigma_const", "depth_sigma_quadratic", "depth_scale_error", "depth_offset_error", "depth_dropout"),
+            0.0,
+        ),
+        **dict.fromkeys(("normal_sigma", "normal_field", "geometry_shift", "geometry_blur"), 0.0),
+    )
+    scales, offsets = zip(*(exact.image_scale_offset(seed) for seed in range(400)), strict=True)
+    # Log-normal scale of 7 % std, offset of 3 cm std, one draw per image.
+    assert np.std(np.log(scales)) == pytest.approx(0.07, rel=0.15)
+    assert np.std(offsets) == pytest.approx(0.03, rel=0.15)
+    # A wall turned 30 deg about the vertical, 3 m ahead, seen with a large offset.
+    seed = next(seed for seed, offset in enumerate(offsets) if abs(offset) > 0.05)
+    scale, offset = scales[seed], offsets[seed]
+    K = np.array([[435.0, 0.0, (WIDTH - 1) / 2], [0.0, 435.0, (HEIGHT - 1) / 2], [0.0, 0.0, 1.0]])
+    wall = Plane(np.array([0.0, 0.0, 3.0]), np.array([np.sin(np.radians(30)), 0.0, -np.cos(np.radians(30))]))
+    scene = SyntheticScene(
+        Camera(K, WIDTH, HEIGHT, np.eye(4), np.array([0.0, -1.0, 0.0])), Room(floor=wall), DEFAULT_LIGHTING, (), seed
+    )
+    caster = RayCaster({})
+    clean = render_scene_frame(scene, caster, PerceptionNoise("clean"))
+    frame = render_scene_frame(scene, caster, exact)
+    np.testing.assert_allclose(frame.depth, scale * clean.depth + offset, rtol=1e-5)
+    # The normals are those of the surface the noisy depth describes: finite differences of its points.
+    rows, cols = np.mgrid[100:260, 100:380]
+    rays = np.stack([(cols - K[0, 2]) / K[0, 0], (rows - K[1, 2]) / K[1, 1], np.ones(cols.shape)], axis=-1)
+    points = frame.depth[rows, cols][..., None] * rays
+    from_depth = np.cross(points[1:, :-1] - points[:-1, :-1], points[:-1, 1:] - points[:-1, :-1])
+    from_depth /= np.linalg.norm(from_depth, axis=-1, keepdims=True)
+    from_depth *= -np.sign((from_depth * rays[:-1, :-1]).sum(-1, keepdims=True))  # facing the camera
+
+    def angles(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.degrees(np.arccos(np.clip((a * b).sum(-1), -1.0, 1.0)))
+
+    given = frame.normals[100:259, 100:379]
+    assert angles(from_depth, given).max() < 0.05
+    # The offset bends the wall by about |O| / (S z) rad: the true normals no longer fit.
+    assert angles(clean.normals[100:259, 100:379], given).max() > 0.3 * np.degrees(abs(offset) / (3 * scale))
+
+
+def test_predicted_detections_come_without_masks_half_the_time(
+    scenes: list[SyntheticScene], sampler: SceneSampler, tmp_path: Path
+) -> None:
+    scene = max(scenes, key=lambda s: len(s.detected))
+    noise = PerceptionNoise("predicted")
+    has_mask = [d.has_mask for seed in range(300) for d in perceive_detections(scene, noise, seed)]
+    assert np.mean(has_mask) == pytest.approx(0.5, abs=0.06)
+    assert all(d.has_mask for seed in range(50) for d in perceive_detections(scene, PerceptionNoise("realistic"), seed))
+    # A maskless detection's mask is its box, in the pixel source and in the written bundle alike.
+    seed = next(s for s in range(100) if not all(d.has_mask for d in perceive_detections(scene, noise, s)))
+    frame = render_scene_frame(scene, sampler.caster, noise, seed)
+    bundle = to_bundle(scene, frame, "scene")
+    source = RenderedPixelSource(scene, sampler.caster, noise, seed)
+    for k, (detection, written) in enumerate(zip(source.detections, bundle.detections, strict=True)):
+        assert (written.mask is None) == (not detection.has_mask)
+        x1, y1, x2, y2 = detection.bbox
+        pixels = np.array([[int(np.ceil(x1)), int(np.ceil(y1))], [int(x2), int(y2)]])
+        if not detection.has_mask:
+            np.testing.assert_array_equal(source.sample(pixels, np.full(2, k)).mask, [1.0, 1.0])
+
+
 def test_smooth_and_white_fields_have_unit_variance() -> None:
     pixels = np.stack(np.meshgrid(np.arange(WIDTH), np.arange(HEIGHT)), axis=-1).reshape(-1, 2)
     white = hashed_normal(3, 1, pixels)

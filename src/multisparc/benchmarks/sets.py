@@ -4,7 +4,8 @@ per-image scale error of monocular metric depth; normals, being directions, are 
 boxes without masks.
 
     OUT/cads/procedural/cads.json        the procedural library (or a copy of a given index)
-    OUT/cads/sweethome3d/cads.json       the SweetHome3D catalogue made metric (paths into its folder)
+    OUT/cads/sweethome3d/cads.json       the test half of the SweetHome3D catalogue made metric (paths into
+                                         its folder; `cad.index.SWEETHOME3D_TRAINING` is the other half)
     OUT/<set>/cads.json                  the index the set's detections refer to
     OUT/<set>/scene_00000 ...            scene bundles with gt.json
     OUT/benchset.json                    what was made, with the parameters
@@ -54,6 +55,8 @@ SETS: dict[str, SetSpec] = {
         SetSpec("procedural-boxes", "procedural", "clean", masks=False),
         SetSpec("sweethome3d-depth105", "sweethome3d", "clean", depth_scale=1.05),
         SetSpec("sweethome3d-boxes", "sweethome3d", "clean", masks=False),
+        SetSpec("procedural-predicted", "procedural", "predicted"),
+        SetSpec("sweethome3d-predicted", "sweethome3d", "predicted"),
     )
 }
 
@@ -74,7 +77,7 @@ def _library(
             "the sweethome3d sets need the SweetHome3D catalogue folder (--sweethome3d DIR, e.g. "
             "../shared/data/cad/sweethome3d); or choose --sets procedural-clean,procedural-realistic"
         )
-    return CadIndex.from_sweethome3d(sweethome3d).save(target)
+    return CadIndex.from_sweethome3d(sweethome3d, half="test").save(target)
 
 
 def user_inputs(bundle: SceneBundle, spec: SetSpec) -> SceneBundle:

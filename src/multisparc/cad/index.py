@@ -67,6 +67,25 @@ SWEETHOME3D_CLASSES: dict[str, str] = {
 # headboard, a tap end or an off-centre shelf): "none".
 SWEETHOME3D_SYMMETRY: dict[str, str] = {"roundTable": "inf", "squareTable": "4", "stool": "4", "table": "2"}
 SWEETHOME3D_ID_PREFIX = "sh3d_"
+# The fixed split of the catalogue by model: training may use these 11 models; the benchmark's
+# SweetHome3D sets use only the other 16, so they stay unseen. Each class with two or more models has
+# models in both halves; the test half keeps the odd one out (the only display, the stool, the round table).
+SWEETHOME3D_TRAINING: frozenset[str] = frozenset(
+    {
+        "bed90x190",
+        "filledBookcase",
+        "chair2",
+        "armchair2",
+        "sofa2",
+        "squareTable",
+        "coffeeTable",
+        "glassDoorCabinet",
+        "wardrobe",
+        "bedsideTable",
+        "fittedBath",
+    }
+)
+SWEETHOME3D_HALVES: tuple[str, ...] = ("all", "train", "test")
 _CM = 0.01
 
 
@@ -304,8 +323,10 @@ class CadIndex(Mapping[str, CadEntry]):
         return cls(entries, source=folder, cache=cache)
 
     @classmethod
-    def from_sweethome3d(cls, folder: str | Path, cache: SampleCache | None = None) -> CadIndex:
+    def from_sweethome3d(cls, folder: str | Path, half: str = "all", cache: SampleCache | None = None) -> CadIndex:
         """Index the SweetHome3D models of `folder` that have a Scan2CAD class, made metric.
+
+        half: "all", "train" (the models of SWEETHOME3D_TRAINING) or "test" (the others).
 
         Reads `<folder>/DefaultFurnitureCatalog.properties` (`id#N=eTeks#<name>`, `model#N`, and the
         real size `width#N`, `height#N`, `depth#N` in cm). The class comes from SWEETHOME3D_CLASSES
@@ -317,6 +338,8 @@ class CadIndex(Mapping[str, CadEntry]):
         Raises CadFileNotFound (no folder, catalogue or model file) or CadIndexError naming the
         catalogue (an unparsable line, a missing size, a rotation that is not an axis permutation).
         """
+        if half not in SWEETHOME3D_HALVES:
+            raise ValueError(f"half must be one of {', '.join(SWEETHOME3D_HALVES)}, got {half!r}")
         catalogue_path = Path(folder) / SWEETHOME3D_CATALOGUE
         if not catalogue_path.is_file():
             raise CadFileNotFound(catalogue_path, "no SweetHome3D furniture catalogue here")
@@ -325,6 +348,8 @@ class CadIndex(Mapping[str, CadEntry]):
         for key, value in catalogue.items():
             name = value.split("#", 1)[-1]
             if not key.startswith("id#") or name not in SWEETHOME3D_CLASSES:
+                continue
+            if half != "all" and (name in SWEETHOME3D_TRAINING) != (half == "train"):
                 continue
             number = key[len("id#") :]
             model_path = catalogue_path.parent / Path(_required(catalogue, catalogue_path, "model", number)).name

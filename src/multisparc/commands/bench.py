@@ -37,6 +37,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from multisparc.scenes.noise import NOISE_LEVELS
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -46,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--full-scenes", type=int, default=40, help="scenes per full-frame measurement")
     data.add_argument("--objects", type=int, default=4)
     data.add_argument(
-        "--noise", nargs="+", default=["clean", "realistic"], choices=("clean", "mild", "realistic"),
+        "--noise", nargs="+", default=["clean", "realistic"], choices=tuple(NOISE_LEVELS),
         help="perception noise levels to measure (clean: the exact render)",
     )
     data.add_argument("--count-scenes", type=int, default=40, help="scenes whose rays are counted per level")

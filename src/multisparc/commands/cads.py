@@ -1,7 +1,7 @@
 """Build, check and picture CAD libraries (the `cads.json` index of the scene bundle format).
 
 multisparc cads procedural --out DIR [--per-class N] [--seed S]   embedded procedural furniture
-multisparc cads sweethome3d --src DIR --out cads.json             SweetHome3D catalogue, made metric
+multisparc cads sweethome3d --src DIR --out cads.json [--half H]  SweetHome3D catalogue, made metric
 multisparc cads folder --src DIR --out cads.json                  one sub-folder per category
 multisparc cads check --cads cads.json                            load every mesh, report problems
 multisparc cads sheet --cads cads.json --out sheet.png            contact sheet of every model
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+from multisparc.cad.index import SWEETHOME3D_HALVES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +25,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sweethome = sub.add_parser("sweethome3d", help="index the SweetHome3D catalogue with metric sizes")
     sweethome.add_argument("--src", type=Path, required=True)
     sweethome.add_argument("--out", type=Path, required=True)
+    sweethome.add_argument(
+        "--half",
+        choices=SWEETHOME3D_HALVES,
+        default="all",
+        help="the fixed split by model: 'train' for training, 'test' for the benchmark sets (default: all)",
+    )
     folder = sub.add_parser("folder", help="index a folder of meshes, one sub-folder per category")
     folder.add_argument("--src", type=Path, required=True)
     folder.add_argument("--out", type=Path, required=True)
@@ -43,7 +51,10 @@ def run(args: argparse.Namespace) -> int:
         path = build_library(args.out, per_class=args.per_class, seed=args.seed)
         print(f"wrote {len(CadIndex.load(path))} procedural models, index {path}")
     elif args.action in ("sweethome3d", "folder"):
-        index = CadIndex.from_sweethome3d(args.src) if args.action == "sweethome3d" else CadIndex.from_folder(args.src)
+        if args.action == "sweethome3d":
+            index = CadIndex.from_sweethome3d(args.src, half=args.half)
+        else:
+            index = CadIndex.from_folder(args.src)
         index.save(args.out)
         print(f"indexed {len(index)} models into {args.out}")
     elif args.action == "check":

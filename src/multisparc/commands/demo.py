@@ -22,6 +22,7 @@ import argparse
 from pathlib import Path
 
 from multisparc.inference.stages import PIPELINES
+from multisparc.scenes.noise import NOISE_LEVELS
 
 # The library of the shipped network's training configuration (configs/cpu.yaml: procedural, 8 a class, seed 0).
 LIBRARY_PER_CLASS = 8
@@ -36,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the scene (and its noise)")
     parser.add_argument("--objects", type=int, default=5, help="objects in the scene")
-    parser.add_argument("--noise", default="realistic", choices=("clean", "mild", "realistic"))
+    parser.add_argument("--noise", default="realistic", choices=tuple(NOISE_LEVELS))
     parser.add_argument("--device", default="cpu", help="torch device of the network")
     parser.add_argument(
         "--pipeline", choices=tuple(PIPELINES), default="full", help="test-time stages (see multisparc align --help)"

@@ -11,13 +11,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from multisparc.scenes.noise import NOISE_LEVELS
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--scenes", type=int, required=True, help="number of scenes")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--noise", default="realistic", choices=("clean", "mild", "realistic"))
+    parser.add_argument("--noise", default="realistic", choices=tuple(NOISE_LEVELS))
     parser.add_argument("--cads", type=Path, default=None, help="CAD index (default: procedural library)")
     parser.add_argument("--objects", type=int, nargs=2, default=(1, 4), metavar=("MIN", "MAX"))
     parser.add_argument("--preview", type=int, default=6, help="scenes shown in preview.png (0: none)")

@@ -4,7 +4,7 @@
 camera-frame poses and visibility) without rendering a frame. `RenderedPixelSource(scene, caster,
 noise)` ray casts only the pixels the network asks for; `render_scene_frame` renders the full frame with
 the same noise, and `to_bundle` turns it into a scene bundle. `PerceptionNoise("clean" | "mild" |
-"realistic")` sets how far depth, normals, masks and detections stray from the truth.
+"realistic" | "predicted")` sets how far depth, normals, masks and detections stray from the truth.
 """
 
 from multisparc.scenes.camera_rig import WORLD_UP, CameraRig, sample_camera, sample_intrinsics

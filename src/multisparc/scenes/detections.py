@@ -31,7 +31,8 @@ class SyntheticDetection:
     category, cad: the class and CAD model the detector reports. bbox: (4,) [x1, y1, x2, y2] pixels.
     score: detector confidence. instance_id: the rendered instance its mask follows (an object's id,
     or ROOM_INSTANCE for a false detection on the background). object_index: index of the detected
-    object in `scene.objects`, None for a false detection.
+    object in `scene.objects`, None for a false detection. has_mask: False for a detection that comes as
+    a box alone (the noise's `maskless_rate`); its mask is then its box, as for a box-only detector.
     """
 
     id: int
@@ -41,14 +42,18 @@ class SyntheticDetection:
     score: float
     instance_id: int
     object_index: int | None
+    has_mask: bool = True
 
     def mask(self, instance: np.ndarray, pixels: np.ndarray) -> np.ndarray:
         """(N,) bool mask at pixels (N, 2) (col, row) given the (noisy) instance ids (N,) there: the pixels
-        of its instance; for a detection of the room only those inside its box."""
+        of its instance; for a detection of the room only those inside its box; without a mask, its box."""
+        x1, y1, x2, y2 = self.bbox
+        in_box = (pixels[:, 0] >= x1) & (pixels[:, 0] <= x2) & (pixels[:, 1] >= y1) & (pixels[:, 1] <= y2)
+        if not self.has_mask:
+            return in_box
         inside = instance == self.instance_id
         if self.instance_id == ROOM_INSTANCE:
-            x1, y1, x2, y2 = self.bbox
-            inside &= (pixels[:, 0] >= x1) & (pixels[:, 0] <= x2) & (pixels[:, 1] >= y1) & (pixels[:, 1] <= y2)
+            inside &= in_box
         return inside
 
 
@@ -75,6 +80,11 @@ def _background_box(source: SceneObject, width: int, height: int, rng: np.random
     return np.concatenate([corner, corner + size])
 
 
+def _has_mask(maskless_rate: float, rng: np.random.Generator) -> bool:
+    """Whether a detection comes with a mask; no draw at a rate of 0, so such levels keep their streams."""
+    return not (maskless_rate and rng.uniform() < maskless_rate)
+
+
 def perceive_detections(
     scene: SyntheticScene, noise: PerceptionNoise, seed: int | None = None
 ) -> list[SyntheticDetection]:
@@ -82,7 +92,8 @@ def perceive_detections(
 
     True detections first (detected objects in order, each missed with probability `drop_rate` but never
     all of them), then Poisson(`spurious_rate`) false ones: the class and CAD of a random scene object,
-    boxed either around another detected object (its mask is that object's) or on the background.
+    boxed either around another detected object (its mask is that object's) or on the background. Each
+    comes without a mask with probability `maskless_rate`.
     """
     p = noise.params
     rng = np.random.default_rng([scene.noise_seed if seed is None else seed, Stream.DETECTIONS])
@@ -103,6 +114,7 @@ def perceive_detections(
                 score=float(rng.uniform(*p.detection_score)),
                 instance_id=obj.instance_id,
                 object_index=int(index),
+                has_mask=_has_mask(p.maskless_rate, rng),
             )
         )
     spurious = rng.poisson(p.spurious_rate) if p.spurious_rate and scene.objects else 0
@@ -124,6 +136,7 @@ def perceive_detections(
                 score=float(rng.uniform(*p.spurious_score)),
                 instance_id=instance_id,
                 object_index=None,
+                has_mask=_has_mask(p.maskless_rate, rng),
             )
         )
     return detections

@@ -16,9 +16,10 @@ def to_bundle(scene: SyntheticScene, frame: SceneFrame, name: str) -> SceneBundl
     """The bundle of a rendered scene (`render_scene_frame`).
 
     Observation: the frame's image, noisy depth and normals, the camera with `cam_to_world` and `up`.
-    Detections: the frame's detections with their masks (from its noisy instance map), jittered boxes
-    and scores. Ground truth: every detected object (visible enough, whether the detector found it or
-    not), id = instance id, camera-frame t, q (w, x, y, z), s and symmetry.
+    Detections: the frame's detections with their masks (from its noisy instance map; none for a
+    detection that came without one), jittered boxes and scores. Ground truth: every detected object
+    (visible enough, whether the detector found it or not), id = instance id, camera-frame t,
+    q (w, x, y, z), s and symmetry.
     """
     camera = scene.camera
     pixels = image_pixels(camera.width, camera.height)
@@ -30,7 +31,7 @@ def to_bundle(scene: SyntheticScene, frame: SceneFrame, name: str) -> SceneBundl
             bbox=det.bbox.copy(),
             cad=det.cad,
             score=det.score,
-            mask=det.mask(instance, pixels).reshape(camera.height, camera.width),
+            mask=det.mask(instance, pixels).reshape(camera.height, camera.width) if det.has_mask else None,
         )
         for det in frame.detections
     ]

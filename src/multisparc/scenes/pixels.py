@@ -63,10 +63,11 @@ def _perceive(
     indexed by `at_pixel` (N,) (the pixel itself), `at_geometry` (N,) (where its depth and normal are
     read) and `at_mask` (N,) (where its instance is read)."""
     holes = noise.mask_holes(pixels, seed)
+    geometry_depth = clean.depth.take(at_geometry)
     return _Perceived(
         rgb=clean.rgb.take(at_pixel, axis=0),
-        depth=noise.depth(clean.depth.take(at_geometry), pixels, seed),
-        normals=noise.normals(clean.normals.T.take(at_geometry, axis=1).T, pixels, seed, K),
+        depth=noise.depth(geometry_depth, pixels, seed),
+        normals=noise.normals(clean.normals.T.take(at_geometry, axis=1).T, pixels, seed, K, geometry_depth),
         instance=np.where(holes, BACKGROUND_INSTANCE, clean.instance.take(at_mask)).astype(np.int32),
     )
 

@@ -35,9 +35,12 @@ class TrainConfig:
     """Everything a training run needs.
 
     model, inputs, scenes: `ModelConfig`, `InputConfig`, `SceneConfig` (their own docstrings).
-    noise: perception noise level of the synthetic observations ("clean", "mild", "realistic").
+    noise: perception noise level of the synthetic observations ("clean", "mild", "realistic",
+        "predicted"), or a mixture `{level: weight}`: each image draws its level with these weights.
     cads: "procedural" (the embedded procedural library, `procedural_per_class` models a class, built
         into `<out>/cads`) or the path of a `cads.json` (relative paths are taken from the working folder).
+    sweethome3d: the SweetHome3D catalogue folder (e.g. `../shared/data/cad/sweethome3d`) whose training
+        half (`cad.index.SWEETHOME3D_TRAINING`) joins the library of `cads`; None: none of it.
     batch_size: images per optimisation step over all processes (the paper: 20); with `torchrun` each
         of the world_size processes takes batch_size / world_size of them.
     lr, weight_decay: of the LAMB optimizer (paper: lr 1e-3).
@@ -64,8 +67,9 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig.paper)
     inputs: InputConfig = field(default_factory=InputConfig.paper)
     scenes: SceneConfig = field(default_factory=SceneConfig)
-    noise: str = "realistic"
+    noise: str | dict[str, float] = "realistic"
     cads: str = "procedural"
+    sweethome3d: str | None = None
     procedural_per_class: int = 8
     batch_size: int = 20
     lr: float = 1e-3
@@ -102,8 +106,7 @@ class TrainConfig:
             raise ValueError(
                 f"model.compare_pairs must be 0 or inputs.n_cad = {self.inputs.n_cad}, got {self.model.compare_pairs}"
             )
-        if self.noise not in NOISE_LEVELS:
-            raise ValueError(f"noise must be one of {', '.join(NOISE_LEVELS)}, got {self.noise!r}")
+        noise_mixture(self.noise)
         if not 0.0 <= self.classifier_ratio <= 1.0:
             raise ValueError(f"classifier_ratio must lie in [0, 1], got {self.classifier_ratio!r}")
         for name in ("near_init_ratio", "refined_classifier_ratio"):
@@ -168,6 +171,20 @@ class TrainConfig:
         """Names of the fields, other than RUN_CONTROL_FIELDS, in which `other` differs."""
         mine, theirs = self.to_dict(), other.to_dict()
         return sorted(key for key in mine if key not in RUN_CONTROL_FIELDS and mine[key] != theirs[key])
+
+
+def noise_mixture(noise: str | dict[str, float]) -> dict[str, float]:
+    """The config's `noise` as {level: probability} (probabilities summing to 1), validated."""
+    weights = {noise: 1.0} if isinstance(noise, str) else noise
+    if not isinstance(weights, dict) or not weights:
+        raise ValueError(f"noise must be a level or a non-empty mapping of levels to weights, got {noise!r}")
+    for level, weight in weights.items():
+        if level not in NOISE_LEVELS:
+            raise ValueError(f"noise level must be one of {', '.join(NOISE_LEVELS)}, got {level!r}")
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight > 0:
+            raise ValueError(f"noise weight of {level!r} must be a number > 0, got {weight!r}")
+    total = float(sum(weights.values()))
+    return {level: weight / total for level, weight in weights.items()}
 
 
 def preset_path(name: str) -> Path:

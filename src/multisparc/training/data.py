@@ -36,6 +36,7 @@ from multisparc.geometry import Pose, pitch_roll_from_up, yaw_pitch_roll_to_matr
 from multisparc.inputs import InputConfig, sample_box_tokens
 from multisparc.render import RayCaster
 from multisparc.scenes import PerceptionNoise, RenderedPixelSource, SceneConfig, SceneSampler, SyntheticScene
+from multisparc.training.config import noise_mixture
 from multisparc.training.examples import (
     choose_classifier_examples,
     sample_classifier_poses,
@@ -116,6 +117,7 @@ def image_seed(seed: int, stream: int, *keys: int) -> np.random.SeedSequence:
 class ImageBuilder:
     """Draws `TrainingImage`s: scene, noisy detections, box tokens, points, ground truth and examples.
 
+    noise: a level, or {level: probability} from which each image draws its own (`noise_mixture`).
     refinement_steps: classifier poses are drawn for each step; classifier_ratio: share of classifier
     examples among the true detections; near_init_ratio: share of update examples that start near the
     truth as the test-time initialisation does (`sample_update_poses`); refined_classifier_ratio: share
@@ -126,7 +128,7 @@ class ImageBuilder:
         self,
         cads_json: str | Path,
         scenes: SceneConfig,
-        noise: str,
+        noise: str | dict[str, float],
         inputs: InputConfig,
         n_loss: int,
         refinement_steps: int,
@@ -136,7 +138,9 @@ class ImageBuilder:
     ) -> None:
         self.cads, self.caster = process_resources(str(cads_json))
         self.sampler = SceneSampler(self.cads, scenes, self.caster)
-        self.noise = PerceptionNoise(noise)
+        mixture = noise_mixture(noise)
+        self.noise_levels = [PerceptionNoise(level) for level in mixture]
+        self.noise_weights = np.array(list(mixture.values()))
         self.inputs = inputs
         self.n_loss = n_loss
         self.refinement_steps = refinement_steps
@@ -157,8 +161,14 @@ class ImageBuilder:
     def build(self, seed: np.random.SeedSequence) -> TrainingImage:
         """The image of `seed` (the same seed gives the same image in any process)."""
         rng = np.random.default_rng(seed)
+        # One level alone draws nothing, so that single-level runs keep their streams.
+        noise = (
+            self.noise_levels[rng.choice(len(self.noise_levels), p=self.noise_weights)]
+            if len(self.noise_levels) > 1
+            else self.noise_levels[0]
+        )
         scene = self.sampler.sample(rng)
-        source = RenderedPixelSource(scene, self.caster, self.noise)
+        source = RenderedPixelSource(scene, self.caster, noise)
         detections = source.detections
         boxes = np.array([det.bbox for det in detections], dtype=np.float64).reshape(-1, 4)
         box_tokens = sample_box_tokens(source, boxes, self.inputs, rng)
@@ -189,7 +199,7 @@ class ImageBuilder:
             update_poses = select_poses(torch.from_numpy(follows), turn_hypotheses(update_poses, rng), update_poses)
         return TrainingImage(
             scene=scene,
-            noise=self.noise,
+            noise=noise,
             box_tokens=box_tokens,
             cad_points=cad_points,
             cad_normals=cad_normals,

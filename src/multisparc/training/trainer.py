@@ -46,6 +46,7 @@ from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from multisparc.cad import CadIndex
 from multisparc.cad.procedural import build_library
 from multisparc.datasets.pixels import PixelSource
 from multisparc.geometry import Pose, apply_update, is_aligned, symmetry_rotations
@@ -129,7 +130,7 @@ def start_processes(device_name: str) -> Processes:
     else:
         # Processes on one machine share its cores; more threads than cores only adds contention.
         local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // local_world))
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return Processes(dist.get_rank(), world_size, device)
 
@@ -391,16 +392,28 @@ def _validate_selection(
 
 
 def prepare_cads(config: TrainConfig, out_dir: Path, processes: Processes) -> Path:
-    """The cads.json to train on: the given one, or the procedural library built (once) in out_dir/cads."""
+    """The cads.json to train on (made once, in out_dir/cads): the given index or the procedural library,
+    joined by the training half of the SweetHome3D catalogue when `config.sweethome3d` names it."""
     if config.cads != "procedural":
-        path = Path(config.cads)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such CAD index (the training config's `cads`)")
-        return path.resolve()
-    path = out_dir / "cads" / "cads.json"
+        base = Path(config.cads)
+        if not base.is_file():
+            raise FileNotFoundError(f"{base}: no such CAD index (the training config's `cads`)")
+        if config.sweethome3d is None:
+            return base.resolve()
+    else:
+        base = out_dir / "cads" / "cads.json"
+        if processes.is_main and not base.is_file():
+            log.info("building the procedural CAD library in %s", base.parent)
+            build_library(base.parent, per_class=config.procedural_per_class, seed=config.seed)
+        if config.sweethome3d is None:
+            _barrier(processes)
+            return base.resolve()
+    path = out_dir / "cads" / "training_cads.json"
     if processes.is_main and not path.is_file():
-        log.info("building the procedural CAD library in %s", path.parent)
-        build_library(path.parent, per_class=config.procedural_per_class, seed=config.seed)
+        sweethome3d = CadIndex.from_sweethome3d(config.sweethome3d, half="train")
+        joined = CadIndex([*CadIndex.load(base).values(), *sweethome3d.values()], source=path)
+        log.info("training library: %d models (%d SweetHome3D)", len(joined), len(sweethome3d))
+        joined.save(path)
     _barrier(processes)
     return path.resolve()
 
