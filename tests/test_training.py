@@ -15,6 +15,8 @@ import pytest
 import roma
 import torch
 
+from multisparc.cad import CadIndex
+from multisparc.cad.index import SWEETHOME3D_TRAINING
 from multisparc.cad.procedural import build_library
 from multisparc.categories import scale_range
 from multisparc.geometry import (
@@ -492,6 +494,44 @@ def test_a_run_with_compared_pairs_can_start_from_a_network_without(tmp_path: Pa
     n_old = weights[key].shape[1]
     assert torch.equal(started[key][:, :n_old], weights[key])
     assert started[key].shape[1] > n_old and not started[key][:, n_old:].any()
+
+
+def test_the_gpu_preset_trains_a_few_steps_on_a_cpu_under_bfloat16(tmp_path: Path):
+    gpu = load_config("gpu")
+    assert gpu.amp and gpu.num_workers == 14 and gpu.time_budget_s == 540
+    assert gpu.model.c_latent > load_config("cpu").model.c_latent
+    config = gpu.replace(
+        batch_size=2, num_workers=0, val_scenes=1, val_every=2, checkpoint_every=2, max_steps=2, procedural_per_class=1
+    )
+    result = _run(config, tmp_path / "gpu")
+    assert result["step"] == 2 and math.isfinite(result["val/align_loss_refined"])
+    record = json.loads((tmp_path / "gpu" / "metrics.jsonl").read_text().splitlines()[-1])
+    # The share of step time spent waiting for data is reported with every validation.
+    assert 0.0 < record["speed/data_share"] < 1.0 and record["speed/seconds_per_step"] > 0.0
+    weights = load_model_file(tmp_path / "gpu" / "model.pt")["state_dict"]
+    assert all(tensor.dtype == torch.float32 for tensor in weights.values())
+
+
+def test_a_noise_mixture_gives_each_image_its_own_level(cads_json: Path, tiny: TrainConfig):
+    mixed = ImageBuilder(
+        cads_json, tiny.scenes, {"clean": 1, "predicted": 3}, tiny.inputs, tiny.n_loss, tiny.refinement_steps, 0.25
+    )
+    levels = [mixed.build(image_seed(0, 0, k)).noise.name for k in range(40)]
+    assert set(levels) == {"clean", "predicted"} and 0.55 < levels.count("predicted") / len(levels) < 0.95
+    assert [mixed.build(image_seed(0, 0, k)).noise.name for k in range(5)] == levels[:5]
+    for bad in ({}, {"loud": 1.0}, {"clean": 0.0}, {"clean": "a lot"}):
+        with pytest.raises(ValueError, match="noise"):
+            tiny.replace(noise=bad)
+
+
+@pytest.mark.skipif(not (REPO.parent / "shared/data/cad/sweethome3d").is_dir(), reason="no SweetHome3D catalogue")
+def test_the_sweethome3d_training_half_joins_the_training_library(tmp_path: Path, tiny: TrainConfig):
+    config = tiny.replace(sweethome3d=str(REPO.parent / "shared/data/cad/sweethome3d"))
+    processes = trainer_module.Processes(0, 1, torch.device("cpu"))
+    cads = CadIndex.load(trainer_module.prepare_cads(config, tmp_path, processes))
+    sweethome3d = [cad_id for cad_id in cads if cad_id.startswith("sh3d_")]
+    assert len(sweethome3d) == 11 and len(cads) == 11 + 9 * tiny.procedural_per_class
+    assert {cad_id.removeprefix("sh3d_") for cad_id in sweethome3d} == SWEETHOME3D_TRAINING
 
 
 def test_checkpoints_are_written_atomically(tmp_path: Path, monkeypatch):

@@ -1,16 +1,19 @@
-"""Make the seeded benchmark sets: synthetic scene bundles with procedural and SweetHome3D CADs, each
-clean and with realistic perception noise, and the clean scenes with depth scaled by 1.05 and without masks.
+"""Make the seeded benchmark sets: synthetic scene bundles with procedural and SweetHome3D CADs (the test
+half of the catalogue), each clean, with realistic and with predicted perception noise, and the clean
+scenes with depth scaled by 1.05 and without masks.
 
 multisparc benchset --out DIR --scenes N [--seed S] [--sweethome3d CATALOGUE_DIR]
                     [--sets procedural-clean,procedural-realistic,sweethome3d-clean,sweethome3d-realistic,
-                            procedural-depth105,procedural-boxes,sweethome3d-depth105,sweethome3d-boxes]
+                            procedural-depth105,procedural-boxes,sweethome3d-depth105,sweethome3d-boxes,
+                            procedural-predicted,sweethome3d-predicted]
                     [--procedural-cads cads.json | --per-class K --cads-seed S]
 
 Writes DIR/<set>/scene_00000 ... and DIR/<set>/cads.json for each set (`multisparc.benchmarks.sets`):
 scene i of every set comes from the seed (S, i), so a library's sets show the same scenes. The procedural
 library is built (K models a class, seed 0 and K = 8 as a default training run) unless --procedural-cads
 gives one, e.g. the library a model was trained with (runs/NAME/cads/cads.json). The SweetHome3D sets
-need the catalogue folder (e.g. ../shared/data/cad/sweethome3d). A rerun keeps
+need the catalogue folder (e.g. ../shared/data/cad/sweethome3d), of which they use the test half only
+(`multisparc cads sweethome3d --half test`): the other half may be trained on. A rerun keeps
 the scenes already written. Then, per set:
   multisparc evaluate --scenes DIR/<set> --cads DIR/<set>/cads.json --checkpoint model.pt --out ...
 """

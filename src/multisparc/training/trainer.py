@@ -200,11 +200,13 @@ def predict(
     poses: Pose,
     n_mul: int,
     device: torch.device,
+    amp: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """One forward pass over all objects of `images` under poses (n,) (flat, image order).
 
     Tokens are made on the CPU from the detached poses; each image's detections share items of n_mul
-    slots (chunked when there are more). Returns update (n, 10) and logit (n,) on `device`.
+    slots (chunked when there are more). With `amp` the network runs under bfloat16 autocast. Returns
+    update (n, 10) and logit (n,) float32 on `device`.
     """
     cpu_poses = poses.detach().to("cpu")
     rows, start = [], 0
@@ -218,8 +220,10 @@ def predict(
         ]
         start += count
     batch = collate(rows, n_mul).to(device)
-    output = model(batch.tokens, batch.object_mask, batch.token_mask, batch.rotations)
-    return uncollate(output.update, batch.object_mask), uncollate(output.logit, batch.object_mask)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        output = model(batch.tokens, batch.object_mask, batch.token_mask, batch.rotations)
+    update, logit = output.update.float(), output.logit.float()
+    return uncollate(update, batch.object_mask), uncollate(logit, batch.object_mask)
 
 
 class Meter:
@@ -263,7 +267,7 @@ def train_batch(
     hypotheses = targets.classifier_mask & ~targets.region_mask
     for refinement in range(config.refinement_steps):
         poses = select_poses(targets.region_mask, classifier_poses[refinement], refined)
-        update, logit = predict(model, images, sources, poses, config.model.n_mul, device)
+        update, logit = predict(model, images, sources, poses, config.model.n_mul, device, config.amp)
         predicted = apply_update(poses, update)
         align = alignment_loss(
             predicted,
@@ -293,7 +297,7 @@ def train_batch(
     meter.add("acc/align_refined", aligned, targets.update_mask)
     if config.scoring_pass:
         scored = targets.has_gt & ~targets.region_mask
-        _, logit = predict(model, images, sources, refined, config.model.n_mul, device)
+        _, logit = predict(model, images, sources, refined, config.model.n_mul, device, config.amp)
         labels = aligned.to(logit.dtype)
         classify = classifier_loss(logit, labels, scored)
         optimizer.zero_grad(set_to_none=True)
@@ -332,17 +336,17 @@ def validate(
         initial = Pose.cat([image.update_poses for image in chunk]).to(device)
         poses = initial
         for _ in range(config.refinement_steps):
-            update, _ = predict(model, chunk, sources, poses, n_mul, device)
+            update, _ = predict(model, chunk, sources, poses, n_mul, device, config.amp)
             poses = apply_update(poses, update)
         for name, pose in (("initial", initial), ("refined", poses)):
             distances = symmetric_point_distances(pose, targets.gt, targets.loss_points, targets.sym_rotations)
             meter.add(f"val/align_loss_{name}", distances, mask)
             meter.add(f"val/align_acc_{name}", classifier_labels(pose, targets.gt, targets.sym), mask)
-        _, logit = predict(model, chunk, sources, poses, n_mul, device)
+        _, logit = predict(model, chunk, sources, poses, n_mul, device, config.amp)
         labels = classifier_labels(poses, targets.gt, targets.sym)
         meter.add("val/cls_acc_refined", (logit > 0) == labels.bool(), mask)
         classifier_poses = Pose.cat([image.classifier_poses[0] for image in chunk]).to(device)
-        _, logit = predict(model, chunk, sources, classifier_poses, n_mul, device)
+        _, logit = predict(model, chunk, sources, classifier_poses, n_mul, device, config.amp)
         labels = classifier_labels(classifier_poses, targets.gt, targets.sym)
         meter.add("val/cls_acc", (logit > 0) == labels.bool(), mask)
         meter.add("val/cls_positive_rate", labels, mask)
@@ -375,10 +379,10 @@ def _validate_selection(
     finals, logits = [], []
     for poses in hypothesis_starts(initial):
         for _ in range(config.refinement_steps):
-            update, _ = predict(model, images, sources, poses, config.model.n_mul, device)
+            update, _ = predict(model, images, sources, poses, config.model.n_mul, device, config.amp)
             poses = apply_update(poses, update)
         finals.append(poses)
-        logits.append(predict(model, images, sources, poses, config.model.n_mul, device)[1])
+        logits.append(predict(model, images, sources, poses, config.model.n_mul, device, config.amp)[1])
     logit = torch.stack(logits)  # (H, n)
     aligned = torch.stack([classifier_labels(pose, targets.gt, targets.sym).bool() for pose in finals])
     chosen = logit.argmax(dim=0)
@@ -565,6 +569,8 @@ def _train(
     )
     # Training metrics since the last log (TensorBoard) and since the last validation (metrics.jsonl).
     log_meter, val_meter, window = Meter(), Meter(), _Window(time.monotonic(), 0)
+    # Time spent waiting for the data loader (drawing scenes, box tokens, examples) since the last validation.
+    data_time = _Window(time.monotonic(), 0)
     validation: dict[str, float] = {}
     saved_step, validated_step = step, step
 
@@ -580,6 +586,7 @@ def _train(
         metrics = validate(model, val_set, caster, config, device)
         record = {"step": step, "elapsed_s": round(elapsed(), 2), "time": time.time(), **metrics}
         record |= {f"train/{name}": value for name, value in val_meter.means().items()}
+        record |= data_time.shares()
         files.append_metrics(record)
         files.log_scalars(metrics, step)
         log.info("step %d: %s", step, ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
@@ -587,7 +594,9 @@ def _train(
 
     try:
         if not finished():
+            waiting_since = time.monotonic()
             for batch_step, images in training_loader(stream, config.num_workers):
+                data_time.data_s += time.monotonic() - waiting_since
                 if batch_step != step:
                     raise RuntimeError(f"data stream out of order: got step {batch_step}, expected {step}")
                 sources = [image.pixel_source(caster) for image in images]
@@ -596,6 +605,7 @@ def _train(
                 val_meter.merge(batch_meter)
                 step += 1
                 window.steps += 1
+                data_time.steps += 1
                 progress.update(1)
                 if processes.is_main and step % config.log_every == 0:
                     files.log_scalars(_train_scalars(log_meter, window, config.batch_size), step)
@@ -603,12 +613,13 @@ def _train(
                     log_meter, window = Meter(), _Window(time.monotonic(), 0)
                 if processes.is_main and step % config.val_every == 0 and val_set:
                     validation, validated_step = run_validation(), step
-                    val_meter = Meter()
+                    val_meter, data_time = Meter(), _Window(time.monotonic(), 0)
                 if processes.is_main and step % config.checkpoint_every == 0:
                     files.save(model, optimizer, step, elapsed())
                     saved_step = step
                 if finished():
                     break
+                waiting_since = time.monotonic()
         if processes.is_main:
             if val_set and step != validated_step:
                 validation = run_validation()
@@ -624,10 +635,17 @@ def _train(
 
 @dataclass
 class _Window:
-    """Start time and step count of the current logging window (for the throughput)."""
+    """Start time and step count of a window of steps (for the throughput), and the time in it spent
+    waiting for the data loader."""
 
     start: float
     steps: int
+    data_s: float = 0.0
+
+    def shares(self) -> dict[str, float]:
+        """Seconds per step and the share of them spent waiting for data, since the window started."""
+        seconds = max(time.monotonic() - self.start, 1e-9)
+        return {"speed/seconds_per_step": seconds / max(self.steps, 1), "speed/data_share": self.data_s / seconds}
 
 
 def _train_scalars(meter: Meter, window: _Window, batch_size: int) -> dict[str, float]:
