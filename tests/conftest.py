@@ -1,12 +1,31 @@
-"""Fixtures shared by test modules: the rendered chair scene of `chair_scene`, made once per module."""
+"""Fixtures shared by test modules: the rendered chair scene of `chair_scene`, made once per module.
+
+The suite keeps its hands off the user's cache: surface samples go to a temporary folder
+(`MULTISPARC_CACHE`, read by `multisparc.cad.sampling.default_cache_root`, and inherited by the CLI runs
+the tests start), removed when the session ends.
+"""
 
 from __future__ import annotations
+
+import os
+import shutil
+import tempfile
 
 import pytest
 
 from chair_scene import chair_cads, chair_scene
 from multisparc.cad import CadIndex
 from multisparc.datasets.bundle import SceneBundle
+
+_CACHE = tempfile.mkdtemp(prefix="multisparc-test-cache-")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ["MULTISPARC_CACHE"] = _CACHE
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

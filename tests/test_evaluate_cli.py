@@ -25,6 +25,7 @@ from multisparc.benchmarks.ablation import SetResults, ablation_table
 from multisparc.benchmarks.sets import SETS, make_set
 from multisparc.benchmarks.starts import start_errors
 from multisparc.cad import CadIndex
+from multisparc.cad.index import SWEETHOME3D_TRAINING
 from multisparc.commands import benchset as benchset_command
 from multisparc.commands import evaluate as evaluate_command
 from multisparc.datasets.bundle import BundleError, ObjectPose, read_poses, write_poses
@@ -290,7 +291,9 @@ def test_benchset_indexes_the_sweethome3d_catalogue(tmp_path) -> None:
     )
     assert benchset_command.run(args) == 0
     cads = CadIndex.load(out / "sweethome3d-clean" / "cads.json")
-    assert len(cads) > 20 and all(cad_id.startswith("sh3d_") for cad_id in cads)
+    # The test half of the catalogue only: the models training may use stay out of the benchmark.
+    assert len(cads) == 16 and all(cad_id.startswith("sh3d_") for cad_id in cads)
+    assert not {cad_id.removeprefix("sh3d_") for cad_id in cads} & SWEETHOME3D_TRAINING
     gt = read_poses(out / "sweethome3d-clean" / "scene_00000" / "gt.json")
     assert gt and all(pose.cad in cads for pose in gt)
 

@@ -28,6 +28,7 @@ from multisparc.geometry import (
     random_rotation,
     symmetry_rotations,
 )
+from multisparc.model import ModelConfig
 from multisparc.training import data as data_module
 from multisparc.training import trainer as trainer_module
 from multisparc.training.checkpoint import (
@@ -41,7 +42,6 @@ from multisparc.training.config import TrainConfig, load_config
 from multisparc.training.data import ImageBuilder, TrainingStream, image_seed, process_resources
 from multisparc.training.examples import (
     UPDATE_ROTATION_DEG,
-    choose_classifier_examples,
     sample_classifier_poses,
     sample_update_poses,
     turn_hypotheses,
@@ -196,9 +196,17 @@ def test_classifier_labels_are_roughly_balanced(cads_json: Path, mix: str):
     assert 0.3 < positive < 0.7, positive
 
 
-def test_one_in_four_objects_is_a_classifier_example():
-    share = choose_classifier_examples(20000, 0.25, np.random.default_rng(0)).mean()
-    assert share == pytest.approx(0.25, abs=0.01)
+def test_the_image_builder_makes_classifier_examples_at_its_ratio(cads_json: Path, tiny: TrainConfig):
+    def classifier_share(ratio: float, images: int) -> float:
+        builder = ImageBuilder(
+            cads_json, tiny.scenes, "clean", tiny.inputs, tiny.n_loss, tiny.refinement_steps, classifier_ratio=ratio
+        )
+        built = [builder.build(image_seed(5, 0, k)) for k in range(images)]
+        chosen = torch.cat([image.is_classifier[image.has_gt] for image in built])
+        return chosen.float().mean().item()
+
+    assert classifier_share(0.0, 10) == 0.0 and classifier_share(1.0, 10) == 1.0
+    assert classifier_share(0.25, 120) == pytest.approx(0.25, abs=0.07)
 
 
 def test_update_examples_stay_within_the_stated_bounds():
@@ -334,8 +342,8 @@ def _record_predictions(monkeypatch) -> list[tuple[Pose, torch.Tensor]]:
     """Make the trainer's forward passes record (input poses, predicted update) into the returned list."""
     seen: list[tuple[Pose, torch.Tensor]] = []
 
-    def recording_predict(model, images, sources, poses, n_mul, device):
-        update, logit = predict(model, images, sources, poses, n_mul, device)
+    def recording_predict(model, images, sources, poses, n_mul, device, amp=False):
+        update, logit = predict(model, images, sources, poses, n_mul, device, amp)
         seen.append((poses.detach().clone(), update.detach().clone()))
         return update, logit
 
@@ -608,6 +616,8 @@ def test_presets_load_and_bad_files_are_named(tmp_path: Path):
         256,
     )
     assert (paper.batch_size, paper.lr, paper.refinement_steps, paper.n_loss) == (20, 1e-3, 3, 1000)
+    # The paper preset is the paper's network exactly: its embedding, no compared pairs.
+    assert paper.model == ModelConfig.paper() and paper.model.embedding == "linear" and paper.model.compare_pairs == 0
     assert cpu.model.c_latent < paper.model.c_latent and cpu.inputs.n_bbox < paper.inputs.n_bbox
     assert TrainConfig.from_dict(cpu.to_dict()) == cpu
     bad = tmp_path / "bad.yaml"

@@ -1,7 +1,7 @@
 """Hyper-parameters of Multi-SPARC-Net (paper Sec. 3.3, Tab. 1 ablations, Supp. C).
 
-`ModelConfig()` and `ModelConfig.paper()` are the paper's sizes; `ModelConfig.cpu()` is a small variant
-that trains and runs on a laptop CPU. `to_dict` / `from_dict` store the config next to the weights.
+`ModelConfig()` has the paper's sizes and `ModelConfig.paper()` is the paper's network; `ModelConfig.cpu()`
+is a small variant that trains and runs on a laptop CPU. `to_dict` / `from_dict` store the config next to the weights.
 """
 
 from __future__ import annotations
@@ -13,6 +13,10 @@ from typing import Any, Literal
 from multisparc.inputs import C_INPUT
 
 MODES = ("multi", "single")
+#: Token embeddings (`multisparc.model.embedding`): "linear" is the paper's (the 13 token channels fed
+#: to the cross-attention through one linear map), "relative" places every token relative to its
+#: object's hypothesis (a departure from the paper, the default of the shipped networks).
+EMBEDDINGS = ("relative", "linear")
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,9 @@ class ModelConfig:
     dropout: on attention weights and MLP hidden activations, in training only.
     compare_pairs: 0 (the paper), or the inputs' n_cad: the embedding then compares each reprojected
         token with its CAD token and adds the normals' azimuth harmonics about the hypothesis' up axis
-        (`multisparc.model.embedding.pair_features`).
+        (`multisparc.model.embedding.pair_features`); needs the relative embedding.
+    embedding: "relative" (tokens placed relative to the object's hypothesis; the default, so that
+        model files written before the switch existed keep their meaning) or "linear" (the paper's).
     """
 
     n_latent: int = 80
@@ -52,6 +58,7 @@ class ModelConfig:
     share_block_weights: bool = False
     dropout: float = 0.0
     compare_pairs: int = 0
+    embedding: Literal["relative", "linear"] = "relative"
 
     def __post_init__(self) -> None:
         positive = ("n_latent", "c_latent", "n_blocks", "n_heads", "cross_heads", "dim_head", "mlp_ratio", "n_mul")
@@ -72,6 +79,10 @@ class ModelConfig:
         for name in ("joint_encoding", "joint_decoding", "share_block_weights"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"ModelConfig.{name} must be a bool, got {getattr(self, name)!r}")
+        if self.embedding not in EMBEDDINGS:
+            raise ValueError(f"ModelConfig.embedding must be one of {EMBEDDINGS}, got {self.embedding!r}")
+        if self.compare_pairs and self.embedding != "relative":
+            raise ValueError("ModelConfig.compare_pairs needs the relative embedding (embedding: relative)")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"ModelConfig.dropout must lie in [0, 1), got {self.dropout!r}")
 
@@ -83,8 +94,9 @@ class ModelConfig:
 
     @classmethod
     def paper(cls) -> ModelConfig:
-        """The paper's network: 80 latents of 256 channels per object, 3 blocks, N_mul = 5."""
-        return cls()
+        """The paper's network: 80 latents of 256 channels per object, 3 blocks, N_mul = 5, the token
+        channels embedded linearly."""
+        return cls(embedding="linear")
 
     @classmethod
     def cpu(cls) -> ModelConfig:

@@ -52,6 +52,9 @@ without them.
 These features enter one linear layer, plus a learned embedding of the token type (box, reprojected,
 CAD), plus a learned slot embedding when the network needs slot identity. The features of one object
 depend on its own tokens only, so padded objects still cannot change real objects' outputs.
+
+The paper's embedding (`LinearTokenEmbedding`, `ModelConfig.embedding = "linear"`) is none of this: the
+13 token channels, detection id and token type included as numbers, go through one linear map.
 """
 
 from __future__ import annotations
@@ -61,7 +64,18 @@ import math
 import torch
 from torch import Tensor, nn
 
-from multisparc.inputs import BEARING, DEPTH, MASK, NORMAL, RGB, TOKEN_TYPE, TYPE_BOX, TYPE_CAD, TYPE_REPROJECTED
+from multisparc.inputs import (
+    BEARING,
+    C_INPUT,
+    DEPTH,
+    MASK,
+    NORMAL,
+    RGB,
+    TOKEN_TYPE,
+    TYPE_BOX,
+    TYPE_CAD,
+    TYPE_REPROJECTED,
+)
 
 N_FREQUENCIES = 4
 REL_CLIP = 8.0
@@ -243,3 +257,17 @@ class TokenEmbedding(nn.Module):
         if self.slot is not None:
             embedded = embedded + self.slot.weight[: tokens.shape[1], None]
         return embedded
+
+
+class LinearTokenEmbedding(nn.Module):
+    """The paper's embedding: tokens (B, M, N, 13) -> (B, M, N, dim), one linear map of the raw channels
+    (the Perceiver's cross-attention reads its C_input-channel inputs through linear maps alone).
+    `valid` and `rotations` are accepted for the interface of `TokenEmbedding` and not used: invalid
+    tokens are zero already and masked out as keys."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.features = nn.Linear(C_INPUT, dim)
+
+    def forward(self, tokens: Tensor, valid: Tensor, rotations: Tensor | None = None) -> Tensor:
+        return self.features(tokens)

@@ -12,9 +12,12 @@ the hypothesis' own axes (its rotation, the optional `rotations` input that `Tok
 Fourier features, next to the rgb, normal, mask and bearing channels; the token type (box, reprojected,
 CAD) enters through a learned embedding of its 3 values. With `compare_pairs` (not in the paper) each CAD
 point is also compared with the pixel it reprojects onto (`multisparc.model.embedding.pair_features`).
+The paper's embedding (`embedding: linear`) is one linear map of the 13 channels as they are.
 
 Slot identity: the detection_id channel equals the slot m (`multisparc.inputs.collate` writes it), and
-the network takes the slot from the object's position along M instead, never feeding ids as numbers.
+the relative embedding takes the slot from the object's position along M instead, never feeding ids as
+numbers (the paper's linear embedding feeds the id as the number it is, so there outputs follow the slot
+order).
 With separate encoding and decoding (the paper's network) slot identity is not used at all: every
 object's tokens reach only its own latents and every output is decoded from its own latents, so
 permuting the objects of an item permutes the outputs and nothing else. The two ablations that mix
@@ -46,7 +49,7 @@ from torch import Tensor, nn
 from multisparc.geometry import UPDATE_SIZE
 from multisparc.model.blocks import CrossAttentionBlock, MeanDecoder, SelfAttentionLayer
 from multisparc.model.config import ModelConfig
-from multisparc.model.embedding import N_FEATURES, N_PAIR_FEATURES, TokenEmbedding
+from multisparc.model.embedding import N_FEATURES, N_PAIR_FEATURES, LinearTokenEmbedding, TokenEmbedding
 
 #: Outputs per object: the pose update and the correctness logit.
 N_OUT = UPDATE_SIZE + 1
@@ -68,7 +71,11 @@ class MultiSparcNet(nn.Module):
         self.config = config = config or ModelConfig()
         n_slots = config.n_mul if config.uses_slot_identity else None
         c = config.c_latent
-        self.embedding = TokenEmbedding(c, n_slots, config.compare_pairs)
+        self.embedding = (
+            TokenEmbedding(c, n_slots, config.compare_pairs)
+            if config.embedding == "relative"
+            else LinearTokenEmbedding(c)
+        )
         self.latents = nn.Parameter(0.02 * torch.randn(config.n_latent, c))
         self.latent_slots = nn.Parameter(0.02 * torch.randn(config.n_mul, c)) if n_slots is not None else None
         # With shared weights, blocks 2..n use one set of modules: the schedule names the set per block.
@@ -211,11 +218,10 @@ class MultiSparcNet(nn.Module):
         # every normal again (for its azimuth) and the normal residual of every pair; then it maps the
         # features.
         compared = config.compare_pairs > 0
-        embedding = (
-            (4 if compared else 3) * linear(n_tokens, 3, 3)
-            + linear(batch * m * config.compare_pairs, 3, 3)
-            + linear(n_tokens, self.embedding.features.in_features, c)
-        )
+        embedding = linear(n_tokens, self.embedding.features.in_features, c)
+        if config.embedding == "relative":
+            pairs = batch * m * config.compare_pairs
+            embedding += (4 if compared else 3) * linear(n_tokens, 3, 3) + linear(pairs, 3, 3)
         n_decoded = batch if config.joint_decoding else batch * m
         decoder = linear(n_decoded, c, hidden) + linear(n_decoded, hidden, self.decoder.out.out_features)
         return embedding + config.n_blocks * (cross + config.n_self_attn * self_layer) + decoder
