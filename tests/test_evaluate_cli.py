@@ -214,6 +214,16 @@ def test_evaluate_resumes_and_skips_scenes_already_done(scenes, cads_json, check
     assert (
         json.loads((out / "results.json").read_text())["table1"]["rows"][1]["instance"] == first["rows"][1]["instance"]
     )
+    # A bundle that changed since its predictions (a regenerated set) is aligned again, not reused.
+    camera = Path(scenes) / scene_dirs(scenes)[0].name / "camera.json"
+    original = camera.read_text()
+    try:
+        camera.write_text(original + " ")
+        calls.clear()
+        assert evaluate(*argv, "--methods", "icp") == 0
+        assert calls == [f"icp/{camera.parent.name}"]
+    finally:
+        camera.write_text(original)
 
 
 def test_evaluate_scores_existing_predictions_with_the_same_code(scenes, cads_json, tmp_path) -> None:

@@ -6,10 +6,12 @@ Layout of an output folder OUT:
                                                "settings": {"checkpoint", "seed"}}
     OUT/<method>/<scene>/predictions.json     camera-frame poses (`AlignmentResult.to_predictions`)
     OUT/<method>/<scene>/alignment.json       diagnostics with the stage timings of the image
+    OUT/<method>/<scene>/inputs.sha1          the fingerprint of the bundle the predictions were made from
 
-A scene whose predictions.json exists is not aligned again, so a killed run resumes where it stopped
-(alignment.json is written first, predictions.json last, both atomically); a folder made with another
-checkpoint or seed is refused rather than mixed. Predictions written by
+A scene whose predictions.json exists and whose bundle is unchanged (same fingerprint) is not aligned
+again, so a killed run resumes where it stopped (alignment.json is written first, predictions.json and
+the fingerprint last, all atomically); a scene whose bundle changed since (a regenerated benchmark set)
+is aligned again; a folder made with another checkpoint or seed is refused rather than mixed. Predictions written by
 `multisparc align --out DIR` or by other code score the same way; `method.json`, when present, names the
 score their predictions are ranked by ("detection_score" for the 2D-score ablation), else the learned
 "score", and what that score is ("score_label", for the plots; default "classification score").
@@ -25,6 +27,7 @@ Scoring of one method over the scene bundles (every bundle needs gt.json, camera
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -36,7 +39,7 @@ import numpy as np
 
 from multisparc.baselines.methods import Method, MethodSpec
 from multisparc.cad import CadIndex
-from multisparc.datasets.bundle import BundleError, read_bundle, write_json
+from multisparc.datasets.bundle import BundleError, atomic_write_bytes, read_bundle, write_json
 from multisparc.evaluation import (
     AlignmentResults,
     EvalPreset,
@@ -54,6 +57,7 @@ from multisparc.evaluation.ap_mesh import N_POINTS
 from multisparc.render import RayCaster
 
 METHOD_FILE = "method.json"
+INPUTS_FINGERPRINT = "inputs.sha1"
 RANKING_SCORES = ("score", "detection_score")
 DEFAULT_SCORE_LABEL = "classification score"
 
@@ -98,15 +102,27 @@ def run_method(
     aligned = skipped = 0
     for scene in tqdm(scenes, desc=spec.name, unit="scene", disable=not progress):
         target = out_dir / scene.name
-        if (target / "predictions.json").is_file():
+        fingerprint = bundle_fingerprint(scene)
+        stamp = target / INPUTS_FINGERPRINT
+        if (target / "predictions.json").is_file() and stamp.is_file() and stamp.read_text().strip() == fingerprint:
             skipped += 1
             continue
         bundle = read_bundle(scene)
         result = method.align(bundle.observation, bundle.detections, scene_dir=scene)
         write_json(target / "alignment.json", result.diagnostics())
         write_json(target / "predictions.json", result.to_predictions())
+        atomic_write_bytes(stamp, (fingerprint + "\n").encode())
         aligned += 1
     return aligned, skipped
+
+
+def bundle_fingerprint(scene: Path) -> str:
+    """sha1 over the names and bytes of every file of a scene bundle folder (a few MB: milliseconds)."""
+    digest = hashlib.sha1()
+    for path in sorted(p for p in Path(scene).rglob("*") if p.is_file()):
+        digest.update(path.relative_to(scene).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def method_info(predictions_dir: Path) -> tuple[str, str]:
