@@ -314,6 +314,29 @@ def test_polar_known_values():
     assert theta.tolist() == pytest.approx([0.0, 0.0, -math.pi / 4])
 
 
+def test_polar_coordinates_at_and_near_the_pole_and_the_origin():
+    t = torch.tensor([[0.0, 2.0, 0.0], [0.0, -1.5, 0.0], [0.0, 0.0, 0.0], [1e-7, 2.0, 0.0]], requires_grad=True)
+    d, phi, theta = translation_to_polar(t)
+    assert d.tolist() == pytest.approx([2.0, 1.5, 0.0, 2.0])
+    assert phi[:3].tolist() == [0.0, 0.0, 0.0] and phi[3].item() == pytest.approx(math.pi / 2)
+    assert theta.tolist() == pytest.approx([math.pi / 2, -math.pi / 2, 0.0, math.pi / 2])
+    (d.sum() + phi[:3].sum() + theta.sum()).backward()
+    assert torch.isfinite(t.grad).all()
+    # The round trip holds at the poles too.
+    assert torch.allclose(polar_to_translation(d, phi, theta)[:2], t[:2].detach(), atol=1e-6)
+
+
+def test_a_pose_at_the_camera_centre_can_move_and_the_update_has_finite_gradients_there():
+    pose = Pose(torch.eye(3).expand(2, 3, 3), torch.tensor([[0.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), torch.ones(2, 3))
+    update = torch.zeros(2, 10, requires_grad=True)
+    with torch.no_grad():
+        update[:, 0] = 5.0  # grow the distance
+    moved = apply_update(pose, update)
+    assert moved.t[0].norm() > 0 and torch.allclose(moved.t[0], torch.tensor([0.0, 0.0, 2e-3]), atol=1e-4)
+    moved.t.sum().backward()
+    assert torch.isfinite(update.grad).all()
+
+
 @fast
 @given(d=st.floats(0.05, 30), phi=st.floats(-3.1, 3.1), theta=st.floats(-1.5, 1.5))
 def test_polar_round_trip(d, phi, theta):

@@ -19,6 +19,9 @@ from multisparc.geometry.rotations import matrix_to_quat, quat_to_matrix
 
 #: Update vector layout of `apply_update`: [d_raw, dphi, dtheta, q_raw (4), s_raw (3)].
 UPDATE_SIZE = 10
+#: Smallest camera distance the polar update scales from, metres (a pose at t = 0 could never move).
+MIN_DISTANCE = 1e-3
+_TINY = 1e-30
 
 
 @dataclass(frozen=True, eq=False)
@@ -169,12 +172,19 @@ def translation_to_polar(t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
     `t = d * (cos(theta) sin(phi), sin(theta), cos(theta) cos(phi))`: d metres, phi azimuth about the
     camera y axis (0 on the optical axis), theta elevation towards +y (image down). The poles lie on the
-    camera y axis, far from any visible object; there phi is undefined and its gradient not finite.
+    camera y axis, far from any visible object; there phi is undefined and taken as 0, and at t = 0 both
+    angles are 0 (the optical axis). Gradients stay finite everywhere (zero where an angle is undefined).
     """
     check_last_dims(t, (3,), "t")
     x, y, z = t.unbind(-1)
-    horizontal = torch.hypot(x, z)
-    return torch.hypot(horizontal, y), torch.atan2(x, z), torch.atan2(y, horizontal)
+    # sqrt(x^2 + z^2) with a zero gradient at the pole (hypot's is 0/0 there); the tiny floor leaves every
+    # representable non-zero length unchanged.
+    horizontal = torch.sqrt(x * x + z * z + _TINY)
+    on_axis = (x == 0) & (z == 0)
+    phi = torch.atan2(torch.where(on_axis, 0.0, x), torch.where(on_axis, 1.0, z))
+    at_origin = on_axis & (y == 0)
+    theta = torch.atan2(torch.where(at_origin, 0.0, y), torch.where(at_origin, 1.0, horizontal))
+    return torch.sqrt(horizontal * horizontal + y * y), phi, theta
 
 
 def polar_to_translation(d: Tensor, phi: Tensor, theta: Tensor) -> Tensor:
@@ -187,14 +197,16 @@ def polar_to_translation(d: Tensor, phi: Tensor, theta: Tensor) -> Tensor:
 def apply_update(pose: Pose, update: Tensor) -> Pose:
     """Apply network outputs update (..., 10) = [d_raw, dphi, dtheta, q_raw (4), s_raw (3)] to `pose`.
 
-    d' = d * 2 sigmoid(d_raw), phi' = phi + dphi, theta' = theta + dtheta (polar translation);
+    d' = max(d, MIN_DISTANCE) * 2 sigmoid(d_raw), phi' = phi + dphi, theta' = theta + dtheta (polar
+    translation; the floor lets a pose at the camera centre move at all, as d' is a multiple of d);
     R' = R @ dR with dR from the quaternion normalize([1 + q_raw[0], q_raw[1:]]) (w, x, y, z), a turn
-    in the CAD frame; s' = s * 2 sigmoid(s_raw). A zero update returns the same pose.
+    in the CAD frame; s' = s * 2 sigmoid(s_raw). A zero update returns the same pose (for d >= MIN_DISTANCE).
     """
     check_last_dims(update, (UPDATE_SIZE,), "update")
     d_raw, dphi, dtheta = update[..., 0], update[..., 1], update[..., 2]
     q_raw, s_raw = update[..., 3:7], update[..., 7:10]
     d, phi, theta = translation_to_polar(pose.t)
+    d = d.clamp(min=MIN_DISTANCE)
     t = polar_to_translation(d * 2 * torch.sigmoid(d_raw), phi + dphi, theta + dtheta)
     dq = torch.cat([1 + q_raw[..., :1], q_raw[..., 1:]], dim=-1)
     return Pose(pose.R @ quat_to_matrix(dq), t, pose.s * 2 * torch.sigmoid(s_raw))
