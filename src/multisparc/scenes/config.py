@@ -29,6 +29,11 @@ class SceneConfig:
     footprints keep `footprint_margin` apart and `camera_clearance` from the camera. `placement_tries`
     positions are tried per object before another model is drawn for it.
 
+    Layouts: a share `layout_share` of the scenes is arranged as real rooms are (`scenes.layouts`): a
+    group of related objects (chairs around a table, a sofa facing a display, a row of equal models, a
+    bed with bedside cabinets, objects backed against a wall) placed as a whole, the rest of the
+    `objects` count placed independently as above. 0 draws exactly the scenes of independent placement.
+
     Room: a rectangle of sides U(room_size), grown where needed to hold the camera and every footprint
     `wall_margin` from the walls; ceiling at U(ceiling_height) (above the camera and the objects).
 
@@ -56,6 +61,7 @@ class SceneConfig:
     footprint_margin: float = 0.05
     camera_clearance: float = 0.4
     placement_tries: int = 40
+    layout_share: float = 0.0
     room_size: tuple[float, float] = (4.0, 8.0)
     wall_margin: float = 0.1
     ceiling_height: tuple[float, float] = (2.4, 3.2)
@@ -107,6 +113,8 @@ class SceneConfig:
             raise ValueError(f"SceneConfig.pitch_deg must lie in [0, 90), got {self.pitch_deg!r}")
         if self.camera_height[0] <= 0 or self.object_distance[0] <= 0 or self.room_size[0] <= 0:
             raise ValueError("SceneConfig.camera_height, object_distance and room_size must be positive")
+        if not 0 <= self.layout_share <= 1:
+            raise ValueError(f"SceneConfig.layout_share must lie in [0, 1], got {self.layout_share!r}")
         if not 0 <= self.min_visible_fraction <= 1 or not 0 <= self.max_truncation <= 1:
             raise ValueError("SceneConfig.min_visible_fraction and max_truncation must lie in [0, 1]")
 

@@ -128,6 +128,15 @@ def _first_free(
     against each other footprint, all at once), or None."""
     if not len(spots):
         return None
+    free = free_spots(spots, axes, half_size, others, margins).nonzero()[0]
+    return int(free[0]) if len(free) else None
+
+
+def free_spots(
+    spots: np.ndarray, axes: np.ndarray, half_size: np.ndarray, others: Sequence[Footprint], margins: np.ndarray
+) -> np.ndarray:
+    """(M,) bools: whether a rectangle of `axes` (2, 2) and `half_size` (2,) centred at each of `spots`
+    (M, 2) (world x, z, metres) keeps `margins` (J,) from each of the `others` (J, at least one)."""
     other_axes = np.stack([other.axes for other in others])  # (J, 2, 2)
     other_half = np.stack([other.half_size for other in others])  # (J, 2)
     other_centre = np.stack([other.centre for other in others])  # (J, 2)
@@ -138,8 +147,7 @@ def _first_free(
     )
     gap = np.abs(np.einsum("mjd,jkd->mjk", other_centre[None] - spots[:, None], separating))
     apart = (gap >= reach[None] + margins[None, :, None]).any(axis=2)  # (M, J)
-    free = apart.all(axis=1).nonzero()[0]
-    return int(free[0]) if len(free) else None
+    return apart.all(axis=1)
 
 
 def _spots_in_view(rig: CameraRig, config: SceneConfig, centre_height: float, rng: np.random.Generator) -> np.ndarray:
@@ -174,22 +182,25 @@ def place_objects(
     rig: CameraRig,
     config: SceneConfig,
     rng: np.random.Generator,
+    placed: Sequence[StandingObject] = (),
+    walls: Sequence[Footprint] = (),
 ) -> list[StandingObject] | None:
-    """`count` objects standing in the camera's view without touching each other or the camera;
+    """`count` objects standing in the camera's view without touching each other, the camera, the
+    objects already `placed` (returned first) or the floor behind `walls` (kept `wall_margin` from);
     None when the view's floor has no room for them."""
     clearance = config.camera_clearance
     camera_zone = Footprint(rig.position[[0, 2]], np.eye(2), np.full(2, clearance / 2))
-    placed: list[StandingObject] = []
+    objects = list(placed)
     for _ in range(count):
         standing = None
         for _ in range(_REDRAWS):
-            standing = _place_one(index, categories, rig, config, rng, camera_zone, placed)
+            standing = _place_one(index, categories, rig, config, rng, camera_zone, objects, walls)
             if standing is not None:
                 break
         if standing is None:
             return None
-        placed.append(standing)
-    return placed
+        objects.append(standing)
+    return objects
 
 
 def _place_one(
@@ -200,10 +211,11 @@ def _place_one(
     rng: np.random.Generator,
     camera_zone: Footprint,
     placed: list[StandingObject],
+    walls: Sequence[Footprint],
 ) -> StandingObject | None:
     """A new model, scale and yaw, standing on the first free spot in view (its bounding-box centre
-    inside the image), `camera_clearance / 2` from `camera_zone` and `footprint_margin` from the
-    `placed` objects; None if no spot is free."""
+    inside the image), `camera_clearance / 2` from `camera_zone`, `footprint_margin` from the
+    `placed` objects and `wall_margin` from the `walls`; None if no spot is free."""
     cad_id = choose_cad(index, categories, rng)
     entry = index[cad_id]
     extent, centre = index.extent(cad_id), index.centre(cad_id)
@@ -214,8 +226,11 @@ def _place_one(
     # The footprint's shape (as `stand_on_floor` makes it): CAD x and z axes turned by yaw, half sizes.
     axes = _yaw_rotation(yaw)[np.ix_([0, 2], [0, 2])].T
     half_size = s[[0, 2]] * extent[[0, 2]] / 2
-    margins = np.array([config.camera_clearance / 2] + [config.footprint_margin] * len(placed))
-    free = _first_free(spots, axes, half_size, [camera_zone, *(other.footprint for other in placed)], margins)
+    margins = np.array(
+        [config.camera_clearance / 2] + [config.footprint_margin] * len(placed) + [config.wall_margin] * len(walls)
+    )
+    others = [camera_zone, *(other.footprint for other in placed), *walls]
+    free = _first_free(spots, axes, half_size, others, margins)
     if free is None:
         return None
     R, t, footprint = stand_on_floor(bounds, s, yaw, spots[free])

@@ -28,15 +28,36 @@ class RoomPlan:
         return np.array([x, 0.0, z])
 
 
-def plan_room(contents_xz: np.ndarray, top: float, config: SceneConfig, rng: np.random.Generator) -> RoomPlan:
+@dataclass(frozen=True)
+class WallLine:
+    """Where one wall of the room must stand: the vertical plane world coordinate `axis` (0: x, 1: z)
+    = `position` (metres), on the room's upper side along that axis when `side` is +1, lower when -1."""
+
+    axis: int
+    side: int
+    position: float
+
+
+def plan_room(
+    contents_xz: np.ndarray, top: float, config: SceneConfig, rng: np.random.Generator, wall: WallLine | None = None
+) -> RoomPlan:
     """A room of sides U(room_size) holding every point of contents_xz (M, 2) (world x, z: the camera
     and the footprint corners) `wall_margin` from its walls, grown where they do not fit; the
     contents sit at a random place inside. Ceiling U(ceiling_height), at least 0.2 m above `top`
-    (the camera and the tallest object, metres)."""
+    (the camera and the tallest object, metres).
+
+    `wall`: one wall stands there instead (objects backed against it; the contents lie on its inner
+    side), and the room grows away from it. None draws the same numbers from `rng` as a given wall.
+    """
     low = contents_xz.min(axis=0) - config.wall_margin
     high = contents_xz.max(axis=0) + config.wall_margin
+    if wall is not None:
+        (high if wall.side > 0 else low)[wall.axis] = wall.position
     slack = np.maximum(rng.uniform(*config.room_size, 2) - (high - low), 0.0)
     before = rng.uniform(size=2) * slack
+    if wall is not None:
+        # All the slack on the far side: the wall stays where it was asked.
+        before[wall.axis] = slack[wall.axis] if wall.side > 0 else 0.0
     ceiling = max(rng.uniform(*config.ceiling_height), top + 0.2)
     return RoomPlan(low - before, high + slack - before, ceiling)
 

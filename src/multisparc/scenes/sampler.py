@@ -1,7 +1,8 @@
 """Random synthetic scenes for pre-training: 1 to 4 (or more) CAD models standing in a room.
 
-One draw: a camera (`camera_rig`), objects standing on the floor in its view (`placement`), a room
-around them (`room`), materials and light (`appearance`), then a cheap visibility check
+One draw: a camera (`camera_rig`), objects standing on the floor in its view (`placement`; in a share
+`layout_share` of the scenes a group of them arranged as in real rooms, `layouts`), a room around
+them (`room`), materials and light (`appearance`), then a cheap visibility check
 (`visibility`). Scenes in which too few objects are visible enough are drawn again. No frame is
 rendered: pixels are ray cast on demand (`RenderedPixelSource`) or a frame at export
 (`render_scene_frame`).
@@ -16,11 +17,12 @@ from multisparc.categories import CATEGORIES
 from multisparc.datasets.bundle import Camera
 from multisparc.render import PlacedObject, RayCaster
 from multisparc.scenes.appearance import random_lighting, random_object_material
-from multisparc.scenes.camera_rig import sample_camera
+from multisparc.scenes.camera_rig import CameraRig, sample_camera
 from multisparc.scenes.config import SceneConfig
 from multisparc.scenes.export import to_bundle
-from multisparc.scenes.placement import place_objects
-from multisparc.scenes.room import plan_room, room_in_camera
+from multisparc.scenes.layouts import choose_template, place_layout
+from multisparc.scenes.placement import StandingObject, place_objects
+from multisparc.scenes.room import WallLine, plan_room, room_in_camera
 from multisparc.scenes.scene import SceneObject, SyntheticScene
 from multisparc.scenes.visibility import estimate_visibility
 
@@ -63,17 +65,30 @@ class SceneSampler:
             f"visible in {self.config.max_attempts} attempts; relax objects, object_distance or min_visible_fraction"
         )
 
+    def _place(
+        self, count: int, rig: CameraRig, rng: np.random.Generator
+    ) -> tuple[list[StandingObject] | None, WallLine | None]:
+        """`count` objects in the view of `rig` (None if they do not fit) and the wall a layout's group
+        backs onto. A share `layout_share` of the draws is a structured layout; with none, no number is
+        drawn for the choice, so the scenes stay those of independent placement."""
+        share = self.config.layout_share
+        if share > 0 and rng.uniform() < share:
+            template = choose_template(self.categories, count, rng)
+            layout = place_layout(template, self.cads, self.categories, count, rig, self.config, rng)
+            return (None, None) if layout is None else (layout.objects, layout.wall)
+        return place_objects(self.cads, self.categories, count, rig, self.config, rng), None
+
     def _draw(self, rng: np.random.Generator) -> SyntheticScene | None:
         """One attempt: a scene, or None when its objects do not fit or too few are visible."""
         config = self.config
         rig = sample_camera(config, rng)
         count = int(rng.integers(config.objects[0], config.objects[1] + 1))
-        standing = place_objects(self.cads, self.categories, count, rig, config, rng)
+        standing, wall = self._place(count, rig, rng)
         if standing is None:
             return None
         corners = np.concatenate([obj.footprint.corners() for obj in standing] + [rig.position[None, [0, 2]]])
         tallest = max(obj.s[1] * self.cads.extent(obj.cad_id)[1] for obj in standing)  # bottoms at y = 0
-        plan = plan_room(corners, max(tallest, rig.position[1]), config, rng)
+        plan = plan_room(corners, max(tallest, rig.position[1]), config, rng, wall)
         room = room_in_camera(plan, rig, rng)
         lighting = random_lighting(rig, config.shadows, rng)
         placed = []
