@@ -286,6 +286,23 @@ def test_benchset_makes_paired_seeded_sets(cads_json, tmp_path) -> None:
         benchset_command.run(parser.parse_args([*argv, "--sets", "sweethome3d-clean"]))
 
 
+def test_structured_sets_hold_several_objects_arranged_together(cads_json, tmp_path) -> None:
+    parser = argparse.ArgumentParser()
+    benchset_command.add_arguments(parser)
+    out = tmp_path / "sets"
+    sets = "procedural-clean,procedural-structured-clean"
+    args = parser.parse_args(["--out", str(out), "--scenes", "4", "--procedural-cads", str(cads_json), "--sets", sets])
+    assert benchset_command.run(args) == 0
+    assert json.loads((out / "benchset.json").read_text())["sets"]["procedural-structured-clean"]["structured"]
+
+    def objects(name: str) -> list[int]:
+        return [len(json.loads((scene / "gt.json").read_text())) for scene in sorted((out / name).glob("scene_*"))]
+
+    # 2 to 5 objects a scene (of which some may be too hidden to count) against 1 to 4 placed one by one.
+    structured, independent = objects("procedural-structured-clean"), objects("procedural-clean")
+    assert min(structured) >= 1 and sum(structured) > sum(independent)
+
+
 SWEETHOME3D = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "cad" / "sweethome3d"
 
 

@@ -1,7 +1,9 @@
-"""Seeded benchmark sets of synthetic scene bundles: procedural and SweetHome3D CADs, clean and realistic noise,
-and two variants of the clean sets for inputs as a user's come: every depth map scaled by 1.05 (the
-per-image scale error of monocular metric depth; normals, being directions, are unchanged by it), and
-boxes without masks.
+"""Seeded benchmark sets of synthetic scene bundles: procedural and SweetHome3D CADs, clean, realistic and
+predicted noise, two variants of the clean sets for inputs as a user's come: every depth map scaled by
+1.05 (the per-image scale error of monocular metric depth; normals, being directions, are unchanged by
+it), and boxes without masks; and structured sets, whose scenes are arranged as real rooms are
+(`multisparc.scenes.layouts`: chairs around tables, rows of one model, groups against a wall), where
+aligning the objects jointly has something to gain over aligning them one by one.
 
     OUT/cads/procedural/cads.json        the procedural library (or a copy of a given index)
     OUT/cads/sweethome3d/cads.json       the test half of the SweetHome3D catalogue made metric (paths into
@@ -31,17 +33,28 @@ from multisparc.datasets.bundle import SceneBundle, write_bundle, write_json
 from multisparc.render import RayCaster
 from multisparc.scenes import PerceptionNoise, SceneConfig, SceneSampler, render_scene_frame, to_bundle
 
+#: Objects per scene of the structured sets: enough for each to tell the network about the others.
+STRUCTURED_OBJECTS = (2, 5)
+
 
 @dataclass(frozen=True)
 class SetSpec:
     """One benchmark set: its name, CAD library ("procedural" or "sweethome3d"), noise level, the factor
-    every depth map is multiplied by, and whether detections keep their masks."""
+    every depth map is multiplied by, whether detections keep their masks, and whether its scenes are
+    structured layouts (`SceneConfig.layout_share` 1 and STRUCTURED_OBJECTS objects) rather than
+    independently placed objects."""
 
     name: str
     library: str
     noise: str
     depth_scale: float = 1.0
     masks: bool = True
+    structured: bool = False
+
+    def scene_config(self, config: SceneConfig) -> SceneConfig:
+        """The set's scene sampling: `config`, made structured for a structured set."""
+        return replace(config, layout_share=1.0, objects=STRUCTURED_OBJECTS) if self.structured else config
+
 
 
 SETS: dict[str, SetSpec] = {
@@ -57,6 +70,10 @@ SETS: dict[str, SetSpec] = {
         SetSpec("sweethome3d-boxes", "sweethome3d", "clean", masks=False),
         SetSpec("procedural-predicted", "procedural", "predicted"),
         SetSpec("sweethome3d-predicted", "sweethome3d", "predicted"),
+        SetSpec("procedural-structured-clean", "procedural", "clean", structured=True),
+        SetSpec("procedural-structured-realistic", "procedural", "realistic", structured=True),
+        SetSpec("sweethome3d-structured-clean", "sweethome3d", "clean", structured=True),
+        SetSpec("sweethome3d-structured-realistic", "sweethome3d", "realistic", structured=True),
     )
 }
 
@@ -143,12 +160,13 @@ def make_benchmark_sets(
         spec = SETS[name]
         cads_json = _library(out, spec.library, procedural, per_class, cads_seed, sweethome3d)
         folders[name] = out / name
-        make_set(folders[name], cads_json, spec, n_scenes, seed, config, progress)
+        make_set(folders[name], cads_json, spec, n_scenes, seed, spec.scene_config(config), progress)
         record[name] = {
             "library": spec.library,
             "noise": spec.noise,
             "depth_scale": spec.depth_scale,
             "masks": spec.masks,
+            "structured": spec.structured,
             "cads": f"{name}/cads.json",
         }
     # Sets made by earlier calls into the same folder stay listed.

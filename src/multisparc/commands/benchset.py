@@ -1,11 +1,14 @@
 """Make the seeded benchmark sets: synthetic scene bundles with procedural and SweetHome3D CADs (the test
-half of the catalogue), each clean, with realistic and with predicted perception noise, and the clean
-scenes with depth scaled by 1.05 and without masks.
+half of the catalogue), each clean, with realistic and with predicted perception noise, the clean
+scenes with depth scaled by 1.05 and without masks, and structured scenes (objects arranged as in real
+rooms, 2 to 5 a scene), clean and realistic.
 
 multisparc benchset --out DIR --scenes N [--seed S] [--sweethome3d CATALOGUE_DIR]
                     [--sets procedural-clean,procedural-realistic,sweethome3d-clean,sweethome3d-realistic,
                             procedural-depth105,procedural-boxes,sweethome3d-depth105,sweethome3d-boxes,
-                            procedural-predicted,sweethome3d-predicted]
+                            procedural-predicted,sweethome3d-predicted,
+                            procedural-structured-clean,procedural-structured-realistic,
+                            sweethome3d-structured-clean,sweethome3d-structured-realistic]
                     [--procedural-cads cads.json | --per-class K --cads-seed S]
 
 Writes DIR/<set>/scene_00000 ... and DIR/<set>/cads.json for each set (`multisparc.benchmarks.sets`):
