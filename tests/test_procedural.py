@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 
 import numpy as np
 import pytest
 import trimesh
 
 from multisparc.cad import CadIndex
-from multisparc.cad.procedural import ProceduralCad, build_library, generate
+from multisparc.cad.procedural import PROCEDURAL_STYLES, ProceduralCad, build_library, generate
 from multisparc.categories import CATEGORIES, category_info
 
 SEEDS = range(8)
@@ -59,9 +60,9 @@ def dominant_plane(mesh: trimesh.Trimesh, axis: int, sign: int, bin_size: float 
     return float(levels[areas.argmax()] * bin_size), float(areas.max())
 
 
-def turned_distance(mesh: trimesh.Trimesh, angle_deg: float) -> float:
-    """Largest distance from the original surface of surface points turned about +Y by angle_deg."""
-    points, _ = trimesh.sample.sample_surface(mesh, 2000, seed=0)
+def turned_distance(mesh: trimesh.Trimesh, angle_deg: float, count: int = 2000) -> float:
+    """Largest distance from the original surface of `count` surface points turned about +Y by angle_deg."""
+    points, _ = trimesh.sample.sample_surface(mesh, count, seed=0)
     turn = trimesh.transformations.rotation_matrix(np.radians(angle_deg), (0, 1, 0))[:3, :3]
     _, distances, _ = trimesh.proximity.closest_point(mesh, points @ turn.T)
     return float(distances.max())
@@ -251,3 +252,163 @@ def test_build_library_writes_loadable_deterministic_index(tmp_path):
 def test_build_library_rejects_empty_classes(tmp_path):
     with pytest.raises(ValueError, match="per_class"):
         build_library(tmp_path, per_class=0)
+
+
+# The wide style is tested on this many models a class, drawn from one stream per class as in build_library.
+WIDE_DRAWS = 10
+
+
+@functools.cache
+def wide_models(category: str) -> tuple[ProceduralCad, ...]:
+    rng = np.random.default_rng([11, CATEGORIES.index(category)])
+    return tuple(generate(category, rng, style="wide") for _ in range(WIDE_DRAWS))
+
+
+@pytest.mark.parametrize("category", CATEGORIES)
+def test_wide_models_are_closed_solids_of_real_size(category):
+    info = category_info(category)
+    for cad in wide_models(category):
+        mesh = cad.mesh
+        assert cad.category == category
+        assert mesh.is_watertight and mesh.is_winding_consistent, cad.variant
+        assert mesh.volume > 0, cad.variant
+        assert mesh.body_count == 1, cad.variant
+        assert 12 <= len(mesh.faces) <= 5000, (cad.variant, len(mesh.faces))
+        np.testing.assert_allclose(mesh.bounds.mean(axis=0), 0.0, atol=1e-9)
+        extents = mesh.extents
+        assert np.all(extents >= info.min_size) and np.all(extents <= info.max_size), (cad.variant, extents)
+
+
+@pytest.mark.parametrize("category", CATEGORIES)
+def test_wide_symmetry_tags_are_true_and_not_larger(category):
+    # fewer surface points than the classic check keeps this fast; the tolerances stay the same
+    for cad in wide_models(category):
+        own_turn = SYMMETRY_TURN_DEG[cad.sym]
+        if own_turn is not None:
+            assert turned_distance(cad.mesh, own_turn, 600) < MATCH_TOL, (cad.variant, cad.sym)
+        if cad.sym != "inf":
+            next_turn = NEXT_SYMMETRY_TURN_DEG[cad.sym]
+            assert turned_distance(cad.mesh, next_turn, 600) > MISMATCH_MIN, (cad.variant, cad.sym)
+
+
+def upper_part_z(mesh: trimesh.Trimesh) -> float:
+    """Area-weighted mean z of the faces in the top 40 % of the model's height, over its depth."""
+    low, high = mesh.bounds[:, 1]
+    upper = mesh.triangles_center[:, 1] > low + 0.6 * (high - low)
+    return float(np.average(mesh.triangles_center[upper, 2], weights=mesh.area_faces[upper])) / mesh.extents[2]
+
+
+@pytest.mark.parametrize("category", ["chair", "sofa"])
+def test_wide_backs_are_at_minus_z(category):
+    with_backs = [cad for cad in wide_models(category) if cad.sym == "none"]  # backless stools have no front
+    assert with_backs
+    for cad in with_backs:
+        assert upper_part_z(cad.mesh) < -0.03, cad.variant
+
+
+def test_wide_beds_have_the_headboard_at_minus_z():
+    for cad in wide_models("bed"):
+        x, _, z = cad.mesh.extents
+        assert z > x
+        vertices = cad.mesh.vertices
+        top = vertices[vertices[:, 1] > vertices[:, 1].max() - 0.02]
+        assert top[:, 2].max() < cad.mesh.bounds[0, 2] + 0.2, cad.variant
+
+
+@functools.cache
+def library_variants(category: str, style: str) -> tuple[str, ...]:
+    """Variants of the 24 models of `category` in a library of seed 0 in `style`."""
+    rng = np.random.default_rng([0, CATEGORIES.index(category)])
+    return tuple(generate(category, rng, style=style).variant for _ in range(24))
+
+
+@pytest.mark.parametrize("category", CATEGORIES)
+def test_wide_gives_more_distinct_variants_than_classic(category):
+    counts = {style: len(set(library_variants(category, style))) for style in PROCEDURAL_STYLES}
+    assert counts["wide"] > counts["classic"], counts
+
+
+@pytest.mark.parametrize("category", CATEGORIES)
+def test_classic_style_is_the_default_and_draws_the_same(category):
+    a_rng, b_rng = np.random.default_rng(77), np.random.default_rng(77)
+    a, b = generate(category, a_rng), generate(category, b_rng, style="classic")
+    assert a.variant == b.variant and a.params == b.params and a.sym == b.sym
+    assert a.mesh.export(file_type="ply") == b.mesh.export(file_type="ply")
+    assert a_rng.random() == b_rng.random()  # the same number of draws
+
+
+# The classic variant grammar of each class, as it was before the wide style existed.
+CLASSIC_VARIANTS = {
+    "bathtub": r"(rounded|rectangular)/(feet|floor)",
+    "bed": r"(double|single)/(box_base|legs)(/footboard)?",
+    "bin": r"(round|square|oblong)/(tapered|straight)/(lid|open)",
+    "bookshelf": r"(closed|open)_back/\d+_levels(/divider)?",
+    "cabinet": r"(sideboard|wardrobe|chest)/(legs|plinth)/(doors|drawers)_\d+x\d+(\+(doors|drawers)_\d+x\d+)*",
+    "chair": r"(four_legs|pedestal|sled)/(panel|slats)/(arms|no_arms)",
+    "display": r"stand_plate|stand_feet|wall",
+    "sofa": r"(straight|l_shape_left|l_shape_right)/[23]_seats/(rolled_arms|square_arms|no_arms)",
+    "table": r"(rectangular|square|round)/(four_legs_round|four_legs_square|pedestal|trestle)/(dining|coffee)",
+}
+# The first library models (seed 0) of the classic style, which the benchmark sets are built from.
+CLASSIC_FIRST_VARIANTS = {
+    "bathtub": ["rectangular/feet", "rectangular/floor", "rectangular/feet", "rectangular/floor"],
+    "bed": ["single/legs", "double/box_base", "double/box_base", "double/box_base/footboard"],
+    "bin": ["round/tapered/lid", "round/tapered/open", "square/tapered/open", "round/tapered/open"],
+    "bookshelf": [
+        "open_back/6_levels/divider",
+        "open_back/3_levels/divider",
+        "closed_back/5_levels/divider",
+        "closed_back/5_levels/divider",
+    ],
+    "cabinet": [
+        "wardrobe/plinth/doors_1x2+drawers_1x2",
+        "sideboard/legs/drawers_1x3+doors_1x3",
+        "chest/legs/drawers_6x2",
+        "wardrobe/plinth/doors_1x2+drawers_1x2",
+    ],
+    "chair": ["four_legs/panel/no_arms", "pedestal/slats/no_arms", "sled/panel/no_arms", "pedestal/slats/arms"],
+    "display": ["stand_feet", "stand_feet", "wall", "stand_feet"],
+    "sofa": [
+        "straight/3_seats/rolled_arms",
+        "straight/2_seats/rolled_arms",
+        "l_shape_left/2_seats/rolled_arms",
+        "l_shape_right/2_seats/rolled_arms",
+    ],
+    "table": [
+        "round/trestle/coffee",
+        "rectangular/four_legs_round/coffee",
+        "square/pedestal/coffee",
+        "square/pedestal/dining",
+    ],
+}
+
+
+@pytest.mark.parametrize("category", CATEGORIES)
+def test_classic_variants_keep_their_old_names_and_order(category):
+    variants = library_variants(category, "classic")
+    assert all(re.fullmatch(CLASSIC_VARIANTS[category], variant) for variant in variants), variants
+    assert list(variants[:4]) == CLASSIC_FIRST_VARIANTS[category]
+
+
+def test_unknown_style_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"style 'fancy'.*classic, wide"):
+        generate("chair", np.random.default_rng(0), style="fancy")
+    with pytest.raises(ValueError, match="style"):
+        build_library(tmp_path, per_class=1, style="fancy")
+    assert not any(tmp_path.iterdir())
+
+
+def test_build_library_wide_is_deterministic_and_loadable(tmp_path):
+    cads_json = build_library(tmp_path / "a", per_class=1, seed=3, style="wide")
+    again = build_library(tmp_path / "b", per_class=1, seed=3, style="wide")
+    classic = build_library(tmp_path / "c", per_class=1, seed=3)
+    assert again.read_text() == cads_json.read_text()
+    loaded = CadIndex.load(cads_json)
+    assert len(loaded) == len(CATEGORIES)
+    changed = 0
+    for cad_id, entry in json.loads(cads_json.read_text()).items():
+        assert loaded.mesh(cad_id).is_watertight
+        data = (cads_json.parent / entry["path"]).read_bytes()
+        assert data == (again.parent / entry["path"]).read_bytes()
+        changed += data != (classic.parent / entry["path"]).read_bytes()
+    assert changed > 0  # the styles share the streams but not the models
