@@ -620,6 +620,8 @@ def test_presets_load_and_bad_files_are_named(tmp_path: Path):
     assert paper.model == ModelConfig.paper() and paper.model.embedding == "linear" and paper.model.compare_pairs == 0
     assert cpu.model.c_latent < paper.model.c_latent and cpu.inputs.n_bbox < paper.inputs.n_bbox
     assert TrainConfig.from_dict(cpu.to_dict()) == cpu
+    with pytest.raises(ValueError, match="procedural_style"):
+        cpu.replace(procedural_style="baroque")
     bad = tmp_path / "bad.yaml"
     bad.write_text("batch_size: 4\nlearning_rate: 0.1\n")
     with pytest.raises(ValueError, match=r"bad\.yaml: unknown setting\(s\) \['learning_rate'\]"):

@@ -2,12 +2,18 @@
 
 Both are written atomically: to a temporary file in the destination folder, then `os.replace`d over
 the destination, so an interrupted write (killed job, full disk) leaves the previous file intact.
+
+Both are read with `torch.load(weights_only=True)`: tensors, plain Python values and, for the numpy random
+state of a checkpoint, plain numpy arrays; nothing else is unpickled, so a shared or tampered file cannot
+run code when it is loaded. A file that needs more is refused with an error that says so.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 import random
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -18,6 +24,20 @@ import torch
 #: Marks a `model.pt` written by `export_model`.
 MODEL_FORMAT = "multisparc-model"
 MODEL_FORMAT_VERSION = 1
+
+
+# What `np.random.get_state()` pickles into (a uint32 array, its dtype), under the module names of numpy 2
+# and numpy 1: constructors of plain arrays, which run no other code.
+_reconstruct = np.zeros(1).__reduce__()[0]
+_NUMPY_STATE_GLOBALS = [
+    (_reconstruct, "numpy._core.multiarray._reconstruct"),
+    (_reconstruct, "numpy.core.multiarray._reconstruct"),
+    np.ndarray,
+    np.dtype,
+    type(np.dtype(np.uint32)),
+]
+# The part of torch's refusal that names the object a file asked for.
+_REFUSED_OBJECT = re.compile(r"GLOBAL \S+|got <[^>]+>")
 
 
 class CheckpointError(ValueError):
@@ -41,13 +61,23 @@ def atomic_save(obj: Any, path: Path) -> None:
 
 
 def _load(path: Path, map_location) -> dict:
+    """The dict of a torch file, loaded so that it cannot run code (module docstring)."""
     path = Path(path)
+    if path.is_dir():
+        hint = f"; give {path / 'model.pt'}" if (path / "model.pt").is_file() else ""
+        raise CheckpointError(f"{path}: is a folder, not a model file{hint}")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     try:
-        # weights_only=False: the file holds RNG states and plain config dicts besides tensors; only
-        # files this library wrote are meant to be loaded here.
-        data = torch.load(path, map_location=map_location, weights_only=False)
+        with torch.serialization.safe_globals(_NUMPY_STATE_GLOBALS):
+            data = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        asked = _REFUSED_OBJECT.search(str(error))
+        raise CheckpointError(
+            f"{path}: refused: it holds Python objects besides tensors and plain values"
+            f"{f' ({asked.group(0)})' if asked else ''}, and loading it could run code; multisparc does not "
+            "write such files: it may be tampered with"
+        ) from None
     except Exception as error:
         raise CheckpointError(f"{path}: not a readable torch file ({error})") from error
     if not isinstance(data, dict):
@@ -124,4 +154,15 @@ def load_model_file(path: Path, map_location="cpu") -> dict:
         raise CheckpointError(
             f"{path}: model file version {data.get('version')}, expected {MODEL_FORMAT_VERSION}"
         )
+    weights = data.get("state_dict")
+    if isinstance(weights, dict):
+        broken = [
+            name for name, value in weights.items()
+            if torch.is_tensor(value) and value.is_floating_point() and not bool(torch.isfinite(value).all())
+        ]
+        if broken:
+            raise CheckpointError(
+                f"{path}: weights hold NaN or infinite values ({', '.join(broken[:3])}"
+                f"{', ...' if len(broken) > 3 else ''}): the training run that wrote it diverged"
+            )
     return data

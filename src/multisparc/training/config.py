@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from multisparc.cad.procedural import PROCEDURAL_STYLES
 from multisparc.inputs import InputConfig
 from multisparc.model import ModelConfig
 from multisparc.scenes import NOISE_LEVELS, SceneConfig
@@ -38,8 +39,9 @@ class TrainConfig:
     model, inputs, scenes: `ModelConfig`, `InputConfig`, `SceneConfig` (their own docstrings).
     noise: perception noise level of the synthetic observations ("clean", "mild", "realistic",
         "predicted"), or a mixture `{level: weight}`: each image draws its level with these weights.
-    cads: "procedural" (the embedded procedural library, `procedural_per_class` models a class, built
-        into `<out>/cads`) or the path of a `cads.json` (relative paths are taken from the working folder).
+    cads: "procedural" (the embedded procedural library, `procedural_per_class` models a class of
+        `procedural_style` "classic" or "wide" (`cad.procedural`), built into `<out>/cads`) or the path
+        of a `cads.json` (relative paths are taken from the working folder).
     sweethome3d: the SweetHome3D catalogue folder (e.g. `../shared/data/cad/sweethome3d`) whose training
         half (`cad.index.SWEETHOME3D_TRAINING`) joins the library of `cads`; None: none of it.
     batch_size: images per optimisation step over all processes (the paper: 20); with `torchrun` each
@@ -74,6 +76,7 @@ class TrainConfig:
     cads: str = "procedural"
     sweethome3d: str | None = None
     procedural_per_class: int = 8
+    procedural_style: str = "classic"
     batch_size: int = 20
     lr: float = 1e-3
     weight_decay: float = 0.0
@@ -111,6 +114,10 @@ class TrainConfig:
                 f"model.compare_pairs must be 0 or inputs.n_cad = {self.inputs.n_cad}, got {self.model.compare_pairs}"
             )
         noise_mixture(self.noise)
+        if self.procedural_style not in PROCEDURAL_STYLES:
+            raise ValueError(
+                f"procedural_style must be one of {', '.join(PROCEDURAL_STYLES)}, got {self.procedural_style!r}"
+            )
         if not 0.0 <= self.classifier_ratio <= 1.0:
             raise ValueError(f"classifier_ratio must lie in [0, 1], got {self.classifier_ratio!r}")
         for name in ("near_init_ratio", "refined_classifier_ratio"):

@@ -408,7 +408,9 @@ def prepare_cads(config: TrainConfig, out_dir: Path, processes: Processes) -> Pa
         base = out_dir / "cads" / "cads.json"
         if processes.is_main and not base.is_file():
             log.info("building the procedural CAD library in %s", base.parent)
-            build_library(base.parent, per_class=config.procedural_per_class, seed=config.seed)
+            build_library(
+                base.parent, per_class=config.procedural_per_class, seed=config.seed, style=config.procedural_style
+            )
         if config.sweethome3d is None:
             _barrier(processes)
             return base.resolve()
