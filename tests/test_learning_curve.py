@@ -62,10 +62,11 @@ def test_a_later_phase_continues_the_step_and_time_of_the_earlier(tmp_path: Path
 
 
 def test_a_metric_added_later_shows_where_recorded(tmp_path: Path) -> None:
-    later = {**_record(500, 0.2, 0.2), "val/select_acc": 0.125}
+    later = {**_record(500, 0.2, 0.2), "val/select_acc": 0.125, "speed/data_share": 0.0625}
     curve = LearningCurve.read(_write(tmp_path / "metrics.jsonl", [_record(250, 0.1, 0.1), later]))
     rows = [line.split("|") for line in curve.table(rows=2).splitlines()[2:]]
-    assert [row[-2].strip() for row in rows] == ["-", "12.5"]
+    assert [row[-3].strip() for row in rows] == ["-", "12.5"]
+    assert [row[-2].strip() for row in rows] == ["-", "6.2"]
     assert curve.plot(tmp_path / "curve.png").is_file()
 
 

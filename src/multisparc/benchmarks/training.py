@@ -5,7 +5,8 @@ runs; `LearningCurve.after` chains a run that started from an earlier phase's we
 validation set's metrics: alignment accuracy (20 cm / 20 deg / 20 %) of the initial and the refined
 poses, the mean point distance before and after refinement, the classifier's accuracy on classifier
 poses and on the refined poses, and (runs since the trainer reports it) the test-time protocol's
-accuracy: 4 hypotheses refined, the one of highest score chosen.
+accuracy: 4 hypotheses refined, the one of highest score chosen; and (runs since the trainer reports
+it) the share of the training time spent waiting for data since the previous record.
 """
 
 from __future__ import annotations
@@ -111,6 +112,7 @@ class LearningCurve:
             "point L1 refined [m]",
             "classifier acc %",
             "selected acc %",
+            "data share of step time %",
         ]
         body = []
         for record in (self.records[i] for i in picked):
@@ -124,6 +126,7 @@ class LearningCurve:
                     _metres(record, "val/align_loss_refined"),
                     _percent(record, "val/cls_acc"),
                     _percent(record, "val/select_acc"),
+                    _percent(record, "speed/data_share"),
                 ]
             )
         return markdown_table(header, body)
