@@ -32,6 +32,9 @@ def make_bundle(with_mask: bool = True) -> SceneBundle:
     mask[5:15, 8:20] = True
     normals = rng.normal(size=(H, W, 3)).astype(np.float32)
     normals /= np.linalg.norm(normals, axis=-1, keepdims=True)
+    rows, cols = np.mgrid[0:H, 0:W]
+    rays = np.stack([(cols - K[0, 2]) / K[0, 0], (rows - K[1, 2]) / K[1, 1], np.ones((H, W))], axis=-1)
+    normals *= np.where(np.sum(normals * rays, axis=-1, keepdims=True) > 0, -1, 1).astype(np.float32)  # face the camera
     obs = Observation(
         image=rng.integers(0, 255, size=(H, W, 3), dtype=np.uint8),
         camera=Camera(K=K, width=W, height=H, cam_to_world=np.eye(4), up=np.array([0.0, -1.0, 0.0])),

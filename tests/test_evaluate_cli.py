@@ -257,6 +257,9 @@ def test_evaluate_rejects_bad_input(scenes, cads_json, tmp_path) -> None:
     shutil.copytree(scene_dirs(scenes)[0], no_gt / "scene")
     (no_gt / "scene" / "gt.json").unlink()
     with pytest.raises(BundleError, match=r"gt\.json: file not found"):
+        evaluate("--scenes", no_gt, "--cads", cads_json, "--out", tmp_path / "o", "--methods", "icp", "--strict")
+    # Without --strict the scene is skipped, which leaves none to score.
+    with pytest.raises(ValueError, match="no_gt: no scene left to score"):
         evaluate("--scenes", no_gt, "--cads", cads_json, "--out", tmp_path / "o", "--methods", "icp")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -48,6 +49,7 @@ from multisparc.evaluation import (
     reproject_ground_truth,
     roca_frame,
     rotation_errors_deg,
+    strict_per_image,
     write_roca_predictions,
     write_scan2cad_csv,
     write_scan2cad_submission,
@@ -368,6 +370,23 @@ def test_per_image_accuracy_and_association(cads, caster) -> None:
     assert wrong.class_mean == pytest.approx(0.25) and wrong.instance == pytest.approx(1 / 3)
     objects, correct = skip.scored_predictions()
     assert [obj.score for obj in objects] == [0.9, 0.4] and correct.tolist() == [True, False]
+
+
+def test_the_strict_protocol_matches_one_to_one_and_reports_recall(cads, caster) -> None:
+    left = _pose(1, "chair", "cube", np.eye(3), (-0.8, 0.0, 3.0))
+    right = _pose(2, "chair", "cube", np.eye(3), (0.8, 0.0, 3.0))
+    # The right chair predicted twice, both aligned; the left one not at all.
+    first = _pose(0, "chair", "cube", np.eye(3), (0.8, 0.0, 3.0), score=0.9, detection_score=0.9)
+    repeat = _pose(1, "chair", "cube", np.eye(3), (0.82, 0.0, 3.0), score=0.8, detection_score=0.9)
+    frame = _frame(caster, [left, right], [repeat, first])
+    paper = evaluate_per_image([frame], cads, caster=caster)
+    assert paper.instance == 1.0  # the lenient rule: both predictions take the right chair
+    strict = strict_per_image(paper.assessments)
+    assert strict.total == {"chair": 2} and strict.correct == {"chair": 1}
+    assert strict.instance == 0.5 and strict.recall == 0.5 and strict.objects == {"chair": 2}
+    # Equal scores keep the file's order: the first listed takes the chair.
+    tied = _frame(caster, [right], [replace(first, score=0.5), replace(repeat, t=np.array([1.5, 0.0, 3.0]), score=0.5)])
+    assert strict_per_image(evaluate_per_image([tied], cads, caster=caster).assessments).correct == {"chair": 1}
 
 
 def test_reproject_world_ground_truth_into_a_frame() -> None:

@@ -308,10 +308,14 @@ def test_align_detections_errors_name_the_problem(synthetic, tmp_path, monkeypat
     stranger = {"score": 0.5, "bbox": [1, 1, 20, 20], "category": "sofa", "scene_cad_id": ["04256520", "nope"]}
     roca = _write_roca(tmp_path / "preds.json", bundle, extra=[stranger])
     with pytest.raises(UnknownCadId, match=r"shapenet\.json: detection 2 asks for CAD '04256520_nope'"):
-        align_command.run(_align_args(synthetic, roca, tmp_path / "out"))
+        align_command.run(_align_args(synthetic, roca, tmp_path / "out", "--strict"))
+    # Without --strict the scene is reported and skipped, and the run fails.
+    assert align_command.run(_align_args(synthetic, roca, tmp_path / "out")) == 1
+    assert not (tmp_path / "out" / bundle.name / "predictions.json").exists()
     roca = _write_roca(tmp_path / "preds.json", bundle)
     with pytest.raises(ConversionError, match=r"preds\.json: has no image key 'other/color/1\.jpg'"):
-        align_command.run(_align_args(synthetic, roca, tmp_path / "out", "--image-key", "other/color/1.jpg"))
+        args = _align_args(synthetic, roca, tmp_path / "out", "--image-key", "other/color/1.jpg", "--strict")
+        align_command.run(args)
     parser = argparse.ArgumentParser()
     align_command.add_arguments(parser)
     plain = [str(synthetic["scene_dir"]), "--cads", str(synthetic["cads"]), "--checkpoint", "m.pt", "--out", "o"]

@@ -46,8 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
     try:
         return int(args._run(args) or 0)
-    except (UserError, FileNotFoundError, ValueError) as err:
-        # Our readers raise ValueError subclasses (BundleError, CadError, ...) whose message names the file.
+    except (UserError, OSError, ValueError) as err:
+        # Our readers raise ValueError subclasses (BundleError, CadError, ...) whose message names the file;
+        # an OSError (a folder not writable, a full disk) names it too.
         print(f"multisparc {args.command}: error: {err}", file=sys.stderr)
         return 2
 

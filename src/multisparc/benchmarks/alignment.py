@@ -11,7 +11,9 @@ Layout of an output folder OUT:
 A scene whose predictions.json exists and whose bundle is unchanged (same fingerprint) is not aligned
 again, so a killed run resumes where it stopped (alignment.json is written first, predictions.json and
 the fingerprint last, all atomically); a scene whose bundle changed since (a regenerated benchmark set)
-is aligned again; a folder made with another checkpoint or seed is refused rather than mixed. Predictions written by
+is aligned again; a folder made with another checkpoint or seed is refused rather than mixed. A scene
+that fails leaves OUT/<method>/<scene>/error.txt instead (`multisparc.datasets.outputs`) and is tried
+again by the next run. Predictions written by
 `multisparc align --out DIR` or by other code score the same way; `method.json`, when present, names the
 score their predictions are ranked by ("detection_score" for the 2D-score ablation), else the learned
 "score", and what that score is ("score_label", for the plots; default "classification score").
@@ -39,12 +41,14 @@ import numpy as np
 
 from multisparc.baselines.methods import Method, MethodSpec
 from multisparc.cad import CadIndex
-from multisparc.datasets.bundle import BundleError, atomic_write_bytes, read_bundle, write_json
+from multisparc.datasets.bundle import BundleError, ObjectPose, atomic_write_bytes, read_bundle, read_poses, write_json
+from multisparc.datasets.outputs import FAILURE_FILE, INPUT_ERRORS, SceneFailure, record_failure
 from multisparc.evaluation import (
     AlignmentResults,
     EvalPreset,
     MeshApResults,
     PerImageResults,
+    StrictPerImageResults,
     bundle_scene_id,
     evaluate_ap_mesh,
     evaluate_per_image,
@@ -52,6 +56,7 @@ from multisparc.evaluation import (
     ground_truth_from_bundles,
     image_frame_from_bundle,
     predictions_from_bundles,
+    strict_per_image,
 )
 from multisparc.evaluation.ap_mesh import N_POINTS
 from multisparc.render import RayCaster
@@ -69,14 +74,18 @@ def run_method(
     out_dir: Path,
     settings: Mapping[str, Any] | None = None,
     progress: bool = True,
+    failures: list[SceneFailure] | None = None,
 ) -> tuple[int, int]:
     """Align every scene bundle not yet done into out_dir/<scene>/ (module docstring).
 
     settings: what the predictions depend on besides the method (checkpoint, seed), JSON values; kept in
     method.json, and a folder holding predictions made with other settings raises BundleError rather
-    than mixing them. Returns (scenes aligned now, scenes skipped because their predictions.json existed).
+    than mixing them. failures: where a scene that fails on its input (`INPUT_ERRORS`) is recorded and
+    skipped; None stops at the first with its error. Returns (scenes aligned now, scenes skipped because
+    their predictions.json existed).
     """
     from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
     out_dir = Path(out_dir)
     info = {
@@ -100,20 +109,66 @@ def run_method(
             )
     write_json(path, info)
     aligned = skipped = 0
-    for scene in tqdm(scenes, desc=spec.name, unit="scene", disable=not progress):
-        target = out_dir / scene.name
-        fingerprint = bundle_fingerprint(scene)
-        stamp = target / INPUTS_FINGERPRINT
-        if (target / "predictions.json").is_file() and stamp.is_file() and stamp.read_text().strip() == fingerprint:
-            skipped += 1
-            continue
-        bundle = read_bundle(scene)
-        result = method.align(bundle.observation, bundle.detections, scene_dir=scene)
-        write_json(target / "alignment.json", result.diagnostics())
-        write_json(target / "predictions.json", result.to_predictions())
-        atomic_write_bytes(stamp, (fingerprint + "\n").encode())
-        aligned += 1
+    with logging_redirect_tqdm():  # errors on lines of their own, not glued to the progress bar
+        for scene in tqdm(scenes, desc=spec.name, unit="scene", disable=not progress):
+            target = out_dir / scene.name
+            fingerprint = bundle_fingerprint(scene)
+            stamp = target / INPUTS_FINGERPRINT
+            if (target / "predictions.json").is_file() and stamp.is_file() and stamp.read_text().strip() == fingerprint:
+                skipped += 1
+                continue
+            try:
+                _align_scene(method, scene, target)
+            except INPUT_ERRORS as error:
+                if failures is None:
+                    raise
+                record_failure(failures, scene, error, target)
+                stamp.unlink(missing_ok=True)
+                continue
+            atomic_write_bytes(stamp, (fingerprint + "\n").encode())
+            aligned += 1
     return aligned, skipped
+
+
+def _align_scene(method: Method, scene: Path, target: Path) -> None:
+    """Align one scene bundle into target/ (predictions.json last, and only for finite poses)."""
+    bundle = read_bundle(scene)
+    result = method.align(bundle.observation, bundle.detections, scene_dir=scene)
+    result.require_finite(scene)
+    write_json(target / "alignment.json", result.diagnostics())
+    write_json(target / "predictions.json", result.to_predictions())
+    (target / FAILURE_FILE).unlink(missing_ok=True)
+
+
+def check_scene(scene: Path, cads: CadIndex) -> None:
+    """Read a scene bundle with every check of the readers, and require its gt.json with CADs of `cads`;
+    BundleError naming the file otherwise."""
+    bundle = read_bundle(scene)
+    if bundle.gt is None:
+        raise BundleError(scene / "gt.json", "file not found; evaluation needs the ground truth")
+    _require_cads(scene / "gt.json", bundle.gt, cads)
+
+
+def check_predictions(predictions_dir: Path, scene: Path, cads: CadIndex) -> None:
+    """Read predictions_dir/<scene name>/predictions.json (unique ids, valid poses) and require CADs of `cads`;
+    BundleError naming the file otherwise."""
+    path = Path(predictions_dir) / Path(scene).name / "predictions.json"
+    _require_cads(path, read_poses(path), cads)
+
+
+def _require_cads(path: Path, poses: Sequence[ObjectPose], cads: CadIndex) -> None:
+    for index, pose in enumerate(poses):
+        if pose.cad not in cads:
+            raise BundleError(path, f"object #{index} (id {pose.id}): CAD {pose.cad!r} is not in {cads.source}")
+
+
+def check_known_scenes(predictions_dir: Path, scenes: Sequence[Path]) -> None:
+    """BundleError naming the first predictions_dir/<name>/predictions.json whose <name> is none of `scenes`:
+    predictions of other scenes must not be scored against these."""
+    names = {Path(scene).name for scene in scenes}
+    for path in sorted(Path(predictions_dir).glob("*/predictions.json")):
+        if path.parent.name not in names:
+            raise BundleError(path, f"predictions of a scene {path.parent.name!r} that the scene folder does not hold")
 
 
 def bundle_fingerprint(scene: Path) -> str:
@@ -165,6 +220,7 @@ class MethodScores:
     score_label: str
     per_scene: AlignmentResults
     per_image: PerImageResults
+    strict: StrictPerImageResults
     ap_mesh: MeshApResults | None
     time_ms: float | None
 
@@ -191,6 +247,7 @@ class MethodScores:
                 "time_ms": self.time_ms,
                 "per_scene": self.per_scene.to_dict(),
                 "per_image": self.per_image.to_dict(),
+                "per_image_strict": self.strict.to_dict(),
                 "ap_mesh": None if self.ap_mesh is None else self.ap_mesh.to_dict(),
             }
         )
@@ -209,13 +266,6 @@ def finite(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
-
-
-def require_ground_truth(scenes: Sequence[Path]) -> None:
-    """BundleError naming the first scene bundle without gt.json."""
-    for scene in scenes:
-        if not (Path(scene) / "gt.json").is_file():
-            raise BundleError(Path(scene) / "gt.json", "file not found; evaluation needs the ground truth")
 
 
 def scene_ids(scenes: Sequence[Path]) -> dict[str, str]:
@@ -260,6 +310,7 @@ def score_method(
         score_label=label,
         per_scene=per_scene,
         per_image=per_image,
+        strict=strict_per_image(per_image.assessments, ranked, ranking),
         ap_mesh=ap,
         time_ms=time_per_image_ms(predictions_dir, scenes),
     )

@@ -43,7 +43,13 @@ def table2_rows(scores: Sequence[MethodScores]) -> list[PerImageRow]:
     """Table 2 rows (per image, AP^mesh when computed) of the methods, in order."""
     rows = []
     for s in scores:
-        row = PerImageRow(s.name, class_mean=s.per_image.class_mean, instance=s.per_image.instance)
+        row = PerImageRow(
+            s.name,
+            class_mean=s.per_image.class_mean,
+            instance=s.per_image.instance,
+            strict_instance=s.strict.instance,
+            strict_recall=s.strict.recall,
+        )
         if s.ap_mesh is not None and s.ap_mesh.n_positives:
             row.ap50 = {rho: s.ap_mesh.mean_ap50(rho) for rho in s.ap_mesh.rhos}
             row.ap_mean = {rho: s.ap_mesh.mean_ap_mean(rho) for rho in s.ap_mesh.rhos}
@@ -111,7 +117,10 @@ def results_body(
         "",
         alignment_table_markdown(table1_rows(scores), ground_truth_counts(scores)).rstrip(),
         "",
-        "Per image (the paper's Sec. 4 protocol; AP^mesh at F-score radius rho), in %:",
+        "Per image, in %: the paper's Sec. 4 protocol (each prediction judged against the visible object of its "
+        "class whose box overlaps it most, several predictions may share one object, predictions overlapping none "
+        "left out; AP^mesh at F-score radius rho), then the strict protocol (one-to-one matching in order of "
+        "score, unmatched predictions wrong; recall = aligned visible objects / visible objects):",
         "",
         per_image_table_markdown(table2_rows(scores)).rstrip(),
     ]

@@ -12,6 +12,10 @@ For every scene it writes
                                  where the detections came from (file, and image key)
   DIR/<scene>/overlay.png        initial and aligned models over the image, coloured by score
 
+A scene whose input is bad (docs/INPUTS.md) is reported with its file and reason and skipped; the others
+are aligned, a summary lists the failures and the exit code is 1 (--strict: stop at the first, exit 2).
+A failed scene's earlier outputs are removed; DIR/<scene>/error.txt says why.
+
 --detections takes the detections from ROCA's per_frame_preds.json instead of each bundle's
 detections.json (which may then be absent): boxes, classes, scores, COCO RLE masks and the retrieved
 CADs, whose ids `<synset>_<model id>` (from ROCA's [synset, model id]) must be ids of cads.json. The
@@ -23,10 +27,17 @@ scene0011_00_000100 for "scene0011_00/color/000100.jpg").
 from __future__ import annotations
 
 import argparse
+import sys
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from multisparc.datasets.bundle import BundleError, Detection
 from multisparc.inference.stages import PIPELINES
+
+if TYPE_CHECKING:
+    from multisparc.cad import CadIndex
+    from multisparc.inference import Aligner
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,6 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--detections", type=Path, default=None, help="ROCA per_frame_preds.json replacing the detections.json files"
     )
     parser.add_argument("--image-key", default=None, help="with --detections: the image's key in that file")
+    parser.add_argument("--strict", action="store_true", help="stop at the first scene that fails")
 
 
 def find_scenes(paths: list[Path]) -> list[Path]:
@@ -97,13 +109,12 @@ class RocaDetectionSource:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
     from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
     from multisparc.cad import CadIndex
-    from multisparc.datasets.bundle import read_bundle, write_json
-    from multisparc.inference import Aligner, load_checkpoint, render_overlay
+    from multisparc.datasets.outputs import INPUT_ERRORS, failure_summary, prepare_output_dir, record_failure
+    from multisparc.inference import Aligner, load_checkpoint
 
     scenes = find_scenes(args.bundles)
     roca = None
@@ -113,31 +124,63 @@ def run(args: argparse.Namespace) -> int:
         if args.image_key is not None and len(scenes) != 1:
             raise ValueError(f"--image-key names one image, but {len(scenes)} scene bundles were given")
         roca = RocaDetectionSource(args.detections, args.image_key)
+    prepare_output_dir(args.out)
     cads = CadIndex.load(args.cads)
     model, input_config = load_checkpoint(args.checkpoint, args.device)
     aligner = Aligner(
         model, input_config, cads, device=args.device, mode=args.mode, sequential=args.sequential, seed=args.seed,
         precision=args.precision, pipeline=args.pipeline,
     )
-    n_objects, seconds = 0, 0.0
-    for scene in tqdm(scenes, desc="align", unit="scene"):
-        bundle = read_bundle(scene, with_detections=roca is None)
-        source = {"file": str(scene / "detections.json")}
-        if roca is not None:
-            camera = bundle.observation.camera
-            key, detections = roca.detections(scene, camera.height, camera.width)
-            bundle = replace(bundle, detections=detections)
-            source = {"file": str(args.detections), "image_key": key}
-        result = aligner.align(bundle.observation, bundle.detections, scene_dir=scene)
-        out = args.out / scene.name
-        write_json(out / "predictions.json", result.to_predictions())
-        write_json(out / "alignment.json", {**result.diagnostics(), "detections": source})
-        if not args.no_overlay:
-            render_overlay(bundle.observation, result, cads, out / "overlay.png")
-        n_objects += len(result.objects)
-        seconds += result.timings["total"]
-    print(
-        f"aligned {n_objects} objects in {len(scenes)} scenes ({1000 * seconds / len(scenes):.0f} ms per image "
-        f"without I/O), results in {args.out}"
-    )
+    n_objects, seconds, failures = 0, 0.0, []
+    with logging_redirect_tqdm():  # warnings and errors on lines of their own, not glued to the progress bar
+        for scene in tqdm(scenes, desc="align", unit="scene"):
+            try:
+                objects, scene_seconds = align_scene(scene, aligner, cads, roca, args)
+            except INPUT_ERRORS as error:
+                if args.strict:
+                    raise
+                record_failure(failures, scene, error, args.out / scene.name)
+                continue
+            n_objects += objects
+            seconds += scene_seconds
+    done = len(scenes) - len(failures)
+    if done:
+        print(
+            f"aligned {n_objects} objects in {done} scenes ({1000 * seconds / done:.0f} ms per image "
+            f"without I/O), results in {args.out}"
+        )
+    if failures:
+        print(failure_summary("align", failures, len(scenes)), file=sys.stderr)
+        return 1
     return 0
+
+
+def align_scene(
+    scene: Path, aligner: Aligner, cads: CadIndex, roca: RocaDetectionSource | None, args: argparse.Namespace
+) -> tuple[int, float]:
+    """Align one scene bundle into args.out/<scene>/; returns (objects aligned, seconds without I/O).
+
+    The files of an earlier run are removed once the alignment succeeded; the overlay is drawn first and the
+    JSON files written last, each atomically, so that a scene that fails leaves no predictions.json behind.
+    """
+    from multisparc.datasets.bundle import read_bundle, write_json
+    from multisparc.datasets.outputs import clear_outputs
+    from multisparc.inference import render_overlay
+
+    bundle = read_bundle(scene, with_detections=roca is None)
+    source = {"file": str(scene / "detections.json")}
+    if roca is not None:
+        camera = bundle.observation.camera
+        key, detections = roca.detections(scene, camera.height, camera.width)
+        bundle = replace(bundle, detections=detections)
+        source = {"file": str(roca.path), "image_key": key}
+    result = aligner.align(bundle.observation, bundle.detections, scene_dir=scene)
+    result.require_finite(scene)
+    out = args.out / scene.name
+    out.mkdir(parents=True, exist_ok=True)
+    clear_outputs(out)  # an earlier run's files must not sit beside these (its overlay, with --no-overlay)
+    if not args.no_overlay:
+        render_overlay(bundle.observation, result, cads, out / "overlay.png")
+    write_json(out / "alignment.json", {**result.diagnostics(), "detections": source})
+    write_json(out / "predictions.json", result.to_predictions())
+    return len(result.objects), result.timings["total"]

@@ -75,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
     bundle = read_bundle(scene_dir)  # read back: the same path as `multisparc align`
     aligner = Aligner(model, input_config, cads, device=args.device, seed=args.seed, pipeline=args.pipeline)
     result = aligner.align(bundle.observation, bundle.detections, scene_dir=scene_dir)
+    result.require_finite(scene_dir)
     write_json(out / "predictions.json", result.to_predictions())
     write_json(out / "alignment.json", result.diagnostics())
     overlay = render_overlay(bundle.observation, result, cads, out / "overlay.png")

@@ -17,6 +17,11 @@ scores existing folders of <scene>/predictions.json (e.g. `multisparc align --ou
 method's) with the same code, named NAME or the folder's name; given alone, no method runs. A folder's
 method.json, when present, says whether its predictions rank by the 2D detection score.
 
+A scene whose bundle or predictions are bad (docs/INPUTS.md; a predictions.json with an id twice, or a
+CAD that cads.json lacks) is reported with its file and reason and left out of the scores of every method,
+so that they compare the same scenes; a summary lists the failures and the exit code is 1 (--strict: stop
+at the first, exit 2). Predictions of a scene that --scenes does not hold are refused.
+
 Writes OUT/results.md and OUT/results.json (per scene in the layout of the paper's Table 1: per class,
 class mean, instance, time per image in ms; per image: AP^mesh and accuracy) and
 OUT/calibration/<method>.png (accuracy against the sorted score). --markdown FILE writes the tables with
@@ -27,7 +32,14 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from multisparc.datasets.outputs import SceneFailure
 
 DEFAULT_METHODS = "multisparc,multisparc-paper,+start,+verify,+fit,single,2d-score,initial,icp"
 
@@ -58,6 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--refinements", type=int, default=3, help="refinement passes (network methods but initial)")
     parser.add_argument("--ap-points", type=int, default=10000, help="surface samples per model for AP^mesh")
     parser.add_argument("--no-ap-mesh", action="store_true", help="skip AP^mesh")
+    parser.add_argument("--strict", action="store_true", help="stop at the first scene that fails")
 
 
 def parse_methods(text: str | None, have_predictions: bool) -> list[str]:
@@ -93,11 +106,18 @@ def section_name(scenes: Path) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from multisparc.baselines import make_method, method_spec
-    from multisparc.benchmarks.alignment import require_ground_truth, run_method, score_method
+    from multisparc.benchmarks.alignment import (
+        check_known_scenes,
+        check_predictions,
+        check_scene,
+        run_method,
+        score_method,
+    )
     from multisparc.benchmarks.alignment_report import write_results
     from multisparc.benchmarks.report import section, update_markdown
     from multisparc.cad import CadIndex
     from multisparc.commands.align import find_scenes
+    from multisparc.datasets.outputs import failure_summary, prepare_output_dir
     from multisparc.evaluation import get_preset
     from multisparc.render import RayCaster
 
@@ -112,10 +132,16 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--limit must be at least 1, got {args.limit}")
     if args.ap_points < 1:
         raise ValueError(f"--ap-points must be at least 1, got {args.ap_points}")
-    scenes = find_scenes([args.scenes])[: args.limit]
-    require_ground_truth(scenes)
+    every_scene = find_scenes([args.scenes])
+    for _, folder in predictions:
+        check_known_scenes(folder, every_scene)
+    scenes = every_scene[: args.limit]
+    prepare_output_dir(args.out)
     cads = CadIndex.load(args.cads)
     preset = get_preset(args.preset)
+    n_scenes, failures = len(scenes), []
+    scenes = usable_scenes(scenes, partial(check_scene, cads=cads), failures, args.strict)
+    require_scenes(scenes, failures, n_scenes, args.scenes)
 
     network = None
     needing = [name for name in methods if method_spec(name).needs_network]
@@ -139,11 +165,22 @@ def run(args: argparse.Namespace) -> int:
             settings["checkpoint"] = str(args.checkpoint.resolve())
             if protocol_changed:
                 settings.update(hypotheses=args.hypotheses, refinements=args.refinements)
-        aligned, skipped = run_method(spec, method, scenes, args.out / name, settings)
+        method_failures: list[SceneFailure] = []
+        aligned, skipped = run_method(
+            spec, method, scenes, args.out / name, settings, failures=None if args.strict else method_failures
+        )
+        failed = {failure.scene for failure in method_failures}
+        scenes = [scene for scene in scenes if scene not in failed]
+        failures += method_failures
         if skipped:
             print(f"{name}: {skipped} scene(s) already aligned in {args.out / name}, {aligned} aligned now")
         folders.append((name, args.out / name))
     folders += predictions
+    for _, folder in folders:
+        scenes = usable_scenes(scenes, partial(check_predictions, folder, cads=cads), failures, args.strict)
+    require_scenes(scenes, failures, n_scenes, args.scenes)
+    if failures:
+        print(failure_summary("evaluate", failures, n_scenes), file=sys.stderr)
 
     caster = RayCaster(cads)
     ap_points = None if args.no_ap_mesh else args.ap_points
@@ -159,4 +196,32 @@ def run(args: argparse.Namespace) -> int:
         where = f"Output folder `{args.out}` (results.json, calibration plots).\n\n"
         update_markdown(args.markdown, name, section(name, title, where + body))
         print(f"wrote the section {name} into {args.markdown}")
-    return 0
+    return 1 if failures else 0
+
+
+def require_scenes(scenes: list[Path], failures: list[SceneFailure], n_scenes: int, folder: Path) -> None:
+    """ValueError naming the scenes folder when every scene failed (each failure printed before)."""
+    from multisparc.datasets.outputs import failure_summary
+
+    if not scenes:
+        print(failure_summary("evaluate", failures, n_scenes), file=sys.stderr)
+        raise ValueError(f"{folder}: no scene left to score, every one failed (listed above)")
+
+
+def usable_scenes(
+    scenes: list[Path], check: Callable[[Path], None], failures: list[SceneFailure], strict: bool
+) -> list[Path]:
+    """The scenes that pass `check`; each other one is recorded in `failures` (with --strict its error is raised)."""
+    from multisparc.datasets.outputs import INPUT_ERRORS, record_failure
+
+    usable = []
+    for scene in scenes:
+        try:
+            check(scene)
+        except INPUT_ERRORS as error:
+            if strict:
+                raise
+            record_failure(failures, scene, error, None)
+            continue
+        usable.append(scene)
+    return usable

@@ -9,8 +9,9 @@ Layout (docs/CONVENTIONS.md)::
     <scene>/detections.json    [{"id", "category", "bbox", "score", "cad", "mask" (optional: PNG path or COCO RLE)}]
     <scene>/gt.json            [{"id", "category", "cad", "t", "q", "s", "sym"}]  (optional)
 
-Readers validate everything and raise `BundleError` naming the file and the problem. Unknown depth
-(0 or NaN) is stored as 0; unknown normals as the zero vector.
+Readers validate everything and raise `BundleError` naming the file and the problem; inputs that are
+usable but degraded are logged as warnings (`multisparc.datasets.checks`, listed in docs/INPUTS.md).
+Unknown depth (0, NaN or negative) is stored as 0; unknown normals as the zero vector.
 """
 
 from __future__ import annotations
@@ -28,6 +29,17 @@ import numpy as np
 from PIL import Image
 
 from multisparc.categories import UnknownCategoryError, canonical_category
+from multisparc.datasets.checks import (
+    check_depth,
+    check_detection,
+    check_intrinsics,
+    check_normals,
+    check_rigid,
+    depth_dtype_problem,
+    normals_dtype_problem,
+    prefixed,
+    report,
+)
 from multisparc.datasets.rle import RleError, decode_rle, is_rle
 
 SYMMETRIES = ("none", "2", "4", "inf")
@@ -124,6 +136,47 @@ def _vector(path: Path, where: str, value: Any, length: int) -> np.ndarray:
     return array
 
 
+def _matrix(path: Path, name: str, value: Any, size: int) -> np.ndarray:
+    """`value` as a finite (size, size) float64 matrix; BundleError naming `name` otherwise."""
+    try:
+        matrix = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        matrix = np.empty(0)
+    if matrix.shape != (size, size) or not np.all(np.isfinite(matrix)):
+        raise BundleError(path, f"{name} must be a {size}x{size} matrix of finite numbers, got {value!r}")
+    return matrix
+
+
+def _integer(path: Path, where: str, value: Any) -> int:
+    """`value` as an int when it is a whole number (not a bool, string or null); BundleError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not float(value).is_integer():
+        raise BundleError(path, f"{where} must be a whole number, got {value!r}")
+    return int(value)
+
+
+def _number(path: Path, where: str, value: Any) -> float:
+    """`value` as a finite float (not a bool, string or null); BundleError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+        raise BundleError(path, f"{where} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _optional_number(path: Path, where: str, value: Any) -> float | None:
+    """None for null, else `value` as a finite float (`_number`)."""
+    return None if value is None else _number(path, where, value)
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    """The array of a .npy file (no pickled objects); BundleError for anything else (empty, truncated, .npz)."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        raise BundleError(path, f"not a readable .npy array ({err or type(err).__name__})") from None
+    if not isinstance(array, np.ndarray):
+        raise BundleError(path, "not a .npy array (an .npz archive?)")
+    return array
+
+
 def _require(path: Path, where: str, record: dict, keys: tuple[str, ...]) -> None:
     if not isinstance(record, dict):
         raise BundleError(path, f"{where}: expected an object, got {type(record).__name__}")
@@ -143,17 +196,15 @@ def read_camera(path: Path) -> Camera:
     """Read and validate `camera.json`."""
     data = _read_json(path)
     _require(path, "camera", data, ("K", "width", "height"))
-    K = np.asarray(data["K"], dtype=np.float64)
-    if K.shape != (3, 3) or not np.all(np.isfinite(K)) or K[0, 0] <= 0 or K[1, 1] <= 0:
-        raise BundleError(path, f"K must be a 3x3 matrix with positive focal lengths, got {data['K']!r}")
-    width, height = int(data["width"]), int(data["height"])
+    width, height = _integer(path, "width", data["width"]), _integer(path, "height", data["height"])
     if width <= 0 or height <= 0:
         raise BundleError(path, f"width and height must be positive, got {width} x {height}")
+    K = _matrix(path, "K", data["K"], 3)
+    report(path, check_intrinsics(K, width, height), BundleError)
     cam_to_world = None
     if data.get("cam_to_world") is not None:
-        cam_to_world = np.asarray(data["cam_to_world"], dtype=np.float64)
-        if cam_to_world.shape != (4, 4) or not np.all(np.isfinite(cam_to_world)):
-            raise BundleError(path, "cam_to_world must be a finite 4x4 matrix")
+        cam_to_world = _matrix(path, "cam_to_world", data["cam_to_world"], 4)
+        report(path, check_rigid(cam_to_world), BundleError)
     up = None
     if data.get("up") is not None:
         up = _vector(path, "up", data["up"], 3)
@@ -164,30 +215,37 @@ def read_camera(path: Path) -> Camera:
     return Camera(K=K, width=width, height=height, cam_to_world=cam_to_world, up=up)
 
 
-def read_image(path: Path) -> np.ndarray:
-    """Read an image as (H, W, 3) uint8 RGB."""
+def read_image_file(path: Path, mode: str | None) -> Image.Image:
+    """The decoded image of a file, converted to `mode` (None: as stored); BundleError when it is missing or
+    no image."""
     if not path.is_file():
         raise BundleError(path, "file not found")
     try:
         with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
-    except OSError as err:
-        raise BundleError(path, f"not a readable image ({err})") from err
+            return image.copy() if mode is None else image.convert(mode)
+    except (OSError, ValueError) as err:
+        raise BundleError(path, f"not a readable image ({err})") from None
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Read an image as (H, W, 3) uint8 RGB."""
+    return np.asarray(read_image_file(path, "RGB"))
 
 
 def read_depth(scene_dir: Path, height: int, width: int) -> np.ndarray | None:
-    """Read `depth.npy` (metres) or `depth.png` (uint16 millimetres); NaN and negative become 0."""
+    """Read `depth.npy` (float metres) or `depth.png` (uint16 millimetres), checked for plausibility
+    (`checks.check_depth`); NaN and negative become 0."""
     npy, png = scene_dir / "depth.npy", scene_dir / "depth.png"
     if npy.is_file():
         path = npy
-        try:
-            depth = np.load(npy).astype(np.float32)
-        except (OSError, ValueError) as err:
-            raise BundleError(npy, f"not a readable .npy array ({err})") from err
+        raw = _load_npy(npy)
+        problem = depth_dtype_problem(raw.dtype)
+        if problem is not None:
+            raise BundleError(npy, problem.problem)
+        depth = raw.astype(np.float32)
     elif png.is_file():
         path = png
-        with Image.open(png) as image:
-            raw = np.asarray(image)
+        raw = np.asarray(read_image_file(png, mode=None))
         if raw.dtype.kind not in "ui" or raw.dtype.itemsize < 2:
             raise BundleError(png, f"depth PNG must be 16-bit millimetres, got {raw.dtype} pixels")
         depth = raw.astype(np.float32) / 1000.0
@@ -195,20 +253,24 @@ def read_depth(scene_dir: Path, height: int, width: int) -> np.ndarray | None:
         return None
     if depth.shape != (height, width):
         raise BundleError(path, f"depth has shape {depth.shape}, expected ({height}, {width}) from camera.json")
+    report(path, check_depth(depth), BundleError)
     depth[~np.isfinite(depth) | (depth < 0)] = 0.0
     return depth
 
 
-def read_normals(path: Path, height: int, width: int) -> np.ndarray | None:
-    """Read `normals.npy`; renormalise, zero where unknown (NaN or zero length)."""
+def read_normals(path: Path, height: int, width: int, K: np.ndarray | None = None) -> np.ndarray | None:
+    """Read `normals.npy`, checked (`checks.check_normals`; facing the camera when K is given); renormalise,
+    zero where unknown (NaN or zero length)."""
     if not path.is_file():
         return None
-    try:
-        normals = np.load(path).astype(np.float32)
-    except (OSError, ValueError) as err:
-        raise BundleError(path, f"not a readable .npy array ({err})") from err
+    raw = _load_npy(path)
+    problem = normals_dtype_problem(raw.dtype)
+    if problem is not None:
+        raise BundleError(path, problem.problem)
+    normals = raw.astype(np.float32)
     if normals.shape != (height, width, 3):
         raise BundleError(path, f"normals have shape {normals.shape}, expected ({height}, {width}, 3)")
+    report(path, check_normals(normals, K), BundleError)
     normals[~np.isfinite(normals)] = 0.0
     norm = np.linalg.norm(normals, axis=-1, keepdims=True)
     return np.where(norm > 1e-6, normals / np.maximum(norm, 1e-6), 0.0).astype(np.float32)
@@ -229,8 +291,7 @@ def read_mask(source: Path | Mapping[str, Any], height: int, width: int, named_i
     path = Path(source)
     if not path.is_file():
         raise BundleError(path, "mask file not found")
-    with Image.open(path) as image:
-        mask = np.asarray(image.convert("L")) > 0
+    mask = np.asarray(read_image_file(path, "L")) > 0
     if mask.shape != (height, width):
         raise BundleError(path, f"mask has shape {mask.shape}, expected ({height}, {width})")
     return mask
@@ -246,49 +307,56 @@ def read_detections(path: Path, height: int, width: int) -> list[Detection]:
     for index, record in enumerate(records):
         where = f"detection #{index}"
         _require(path, where, record, ("id", "category", "bbox", "cad"))
-        det_id = int(record["id"])
+        det_id = _integer(path, f"{where} id", record["id"])
         if det_id in seen:
             raise BundleError(path, f"{where}: duplicate id {det_id}")
         seen.add(det_id)
-        bbox = _vector(path, f"{where} (id {det_id}) bbox", record["bbox"], 4)
+        where = f"{where} (id {det_id})"
+        bbox = _vector(path, f"{where} bbox", record["bbox"], 4)
         if bbox[2] <= bbox[0] or bbox[3] <= bbox[1]:
-            raise BundleError(path, f"{where} (id {det_id}): empty box {bbox.tolist()} (need x2 > x1, y2 > y1)")
+            raise BundleError(path, f"{where}: empty box {bbox.tolist()} (need x2 > x1, y2 > y1)")
+        cad = record["cad"]
+        if not isinstance(cad, str) or not cad.strip():
+            raise BundleError(path, f"{where}: cad must be a CAD id of cads.json, got {cad!r}")
         mask = None
         value = record.get("mask")
         if is_rle(value):
             try:
                 mask = read_mask(value, height, width, named_in=path)
             except BundleError as err:
-                raise BundleError(path, f"{where} (id {det_id}) {err.problem}") from None
+                raise BundleError(path, f"{where} {err.problem}") from None
         elif isinstance(value, dict):
-            raise BundleError(path, f"{where} (id {det_id}): an RLE mask needs size [height, width] and counts")
+            raise BundleError(path, f"{where}: an RLE mask needs size [height, width] and counts")
         elif value:
             mask = read_mask(path.parent / str(value), height, width)
-        score = float(record.get("score", 1.0))
-        if not np.isfinite(score):
-            raise BundleError(path, f"{where} (id {det_id}): score must be finite")
+        report(path, prefixed(where, check_detection(bbox, mask, width, height)), BundleError)
         detections.append(
             Detection(
                 id=det_id,
                 category=_category(path, where, record["category"]),
                 bbox=bbox,
-                cad=str(record["cad"]),
-                score=score,
-                mask=mask,
+                cad=cad,
+                score=_number(path, f"{where} score", record.get("score", 1.0)),
+                mask=mask if mask is not None and mask.any() else None,  # an empty mask: the box stands for it
             )
         )
     return detections
 
 
 def read_poses(path: Path) -> list[ObjectPose]:
-    """Read `gt.json` or `predictions.json` (camera-frame poses)."""
+    """Read `gt.json` or `predictions.json` (camera-frame poses); ids must be unique within the file (an id
+    twice would count one object twice in the evaluation)."""
     records = _read_json(path)
     if not isinstance(records, list):
         raise BundleError(path, "expected a JSON list of objects")
-    poses = []
+    poses, seen = [], set()
     for index, record in enumerate(records):
         where = f"object #{index}"
         _require(path, where, record, ("id", "category", "cad", "t", "q", "s"))
+        pose_id = _integer(path, f"{where} id", record["id"])
+        if pose_id in seen:
+            raise BundleError(path, f"{where}: duplicate id {pose_id} (each object once per file)")
+        seen.add(pose_id)
         q = _vector(path, f"{where} q", record["q"], 4)
         norm = np.linalg.norm(q)
         if abs(norm - 1.0) > 1e-3:
@@ -302,15 +370,15 @@ def read_poses(path: Path) -> list[ObjectPose]:
         known = {"id", "category", "cad", "t", "q", "s", "sym", "score", "detection_score"}
         poses.append(
             ObjectPose(
-                id=int(record["id"]),
+                id=pose_id,
                 category=_category(path, where, record["category"]),
                 cad=str(record["cad"]),
                 t=_vector(path, f"{where} t", record["t"], 3),
                 q=q,
                 s=s,
                 sym=sym,
-                score=None if record.get("score") is None else float(record["score"]),
-                detection_score=None if record.get("detection_score") is None else float(record["detection_score"]),
+                score=_optional_number(path, f"{where} score", record.get("score")),
+                detection_score=_optional_number(path, f"{where} detection_score", record.get("detection_score")),
                 extras={key: value for key, value in record.items() if key not in known},
             )
         )
@@ -336,7 +404,7 @@ def read_bundle(scene_dir: Path | str, with_detections: bool = True) -> SceneBun
         image=image,
         camera=camera,
         depth=read_depth(scene_dir, camera.height, camera.width),
-        normals=read_normals(scene_dir / "normals.npy", camera.height, camera.width),
+        normals=read_normals(scene_dir / "normals.npy", camera.height, camera.width, camera.K),
     )
     gt_path = scene_dir / "gt.json"
     return SceneBundle(
@@ -363,8 +431,13 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically with stable formatting."""
-    atomic_write_bytes(path, (json.dumps(data, indent=1) + "\n").encode())
+    """Write JSON atomically with stable formatting; BundleError, and nothing written, for NaN or infinity
+    (which JSON cannot hold: json.dumps would write the non-standard `NaN`)."""
+    try:
+        text = json.dumps(data, indent=1, allow_nan=False)
+    except ValueError:
+        raise BundleError(path, "not written: the data holds NaN or infinite numbers") from None
+    atomic_write_bytes(path, (text + "\n").encode())
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:

@@ -27,6 +27,7 @@ from PIL import Image
 
 from multisparc.categories import CATEGORIES, UnknownCategoryError, canonical_category
 from multisparc.datasets.bundle import Detection
+from multisparc.datasets.checks import check_detection, prefixed, report
 from multisparc.datasets.formats import ConversionError, cad_id, category_of_synset, read_json, rotation, vector
 from multisparc.datasets.rle import RleError, decode_rle, is_rle
 
@@ -244,7 +245,8 @@ def roca_detections(
     from the COCO RLEs. The masks' size tells the image ROCA saw (480 x 360): when it differs from the
     bundle's image with the same aspect ratio, every box and mask of the image is scaled to it (a pixel
     centre u maps to (u + 0.5) * f - 0.5, masks by nearest neighbour). An image without any mask keeps
-    its boxes as they are (bundle pixels).
+    its boxes as they are (bundle pixels). Boxes and masks are checked as those of detections.json
+    (`checks.check_detection`).
     """
     path = Path(path)
     factors = _factors(path, key, records, height, width)
@@ -255,5 +257,8 @@ def roca_detections(
         bbox = record.bbox.copy() if np.all(factors == 1.0) else (record.bbox + 0.5) * np.tile(factors, 2) - 0.5
         if bbox[2] <= bbox[0] or bbox[3] <= bbox[1]:
             raise ConversionError(path, f"{where}: empty box {record.bbox.tolist()} (need x2 > x1, y2 > y1)")
+        report(path, prefixed(where, check_detection(bbox, mask, width, height)), ConversionError)
+        if mask is not None and not mask.any():
+            mask = None  # an empty mask: the box stands for it
         detections.append(Detection(record.index, record.category, bbox, record.cad, record.score, mask))
     return detections

@@ -52,10 +52,12 @@ from multisparc.evaluation.per_image import (
     FrameAssessment,
     ImageFrame,
     PerImageResults,
+    StrictPerImageResults,
     assess_frame,
     evaluate_per_image,
     image_frame_from_bundle,
     reproject_ground_truth,
+    strict_per_image,
 )
 from multisparc.evaluation.presets import (
     BENCHMARK_CLASSES,
@@ -111,6 +113,7 @@ __all__ = [
     "PerImageRow",
     "PredictionOutcome",
     "ReliabilityDiagram",
+    "StrictPerImageResults",
     "WorldObject",
     "accuracy_vs_score",
     "aligned_pairs",
@@ -149,6 +152,7 @@ __all__ = [
     "roca_frame",
     "rotation_errors_deg",
     "split_cad_id",
+    "strict_per_image",
     "symmetry_table",
     "write_roca_predictions",
     "write_scan2cad_csv",

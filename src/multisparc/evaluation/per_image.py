@@ -14,6 +14,13 @@ alone; the ground truth's is the box of its visible pixels. A prediction is corr
 with its associated object under the preset's rules (default `sparc`, the paper's thresholds).
 Predictions without an associated object (no taking-part object of their class overlaps their box) are
 left out of the accuracy by default (`unmatched="skip"`: nothing visible to align to) or counted wrong.
+This is the paper's rule, and it is lenient: several predictions may take one object, so a detector
+that repeats its best box scores well.
+
+The strict variant (`strict_per_image`) matches one to one: predictions in order of their ranking
+score, each takes the unmatched taking-part object of its class with the largest box IoU (> 0); an
+unmatched prediction counts as wrong; and the recall, correct predictions over taking-part objects,
+says how much of what is visible was aligned.
 """
 
 from __future__ import annotations
@@ -116,7 +123,8 @@ class FrameAssessment:
     evaluated (P,) bool: of an evaluated class and above the score filter; pred_boxes (P, 4) pixels, NaN
     when the posed CAD covers no pixel; assigned: per prediction the index of its associated ground-truth
     object, or None; iou (P,) IoU with it (0 without); best_iou (P,) largest IoU with any taking-part
-    object of any class; correct (P,) bool.
+    object of any class; correct (P,) bool; class_iou (P, G) IoU with the taking-part objects of the
+    prediction's class (0 elsewhere); aligned (P, G) bool: the prediction aligns with the object.
     """
 
     frame: str
@@ -132,6 +140,8 @@ class FrameAssessment:
     iou: np.ndarray
     best_iou: np.ndarray
     correct: np.ndarray
+    class_iou: np.ndarray
+    aligned: np.ndarray
 
 
 def _pixel_box(box: Sequence[int]) -> np.ndarray:
@@ -252,6 +262,8 @@ def assess_frame(
         iou=np.array([0.0 if g is None else class_ious[p, g] for p, g in enumerate(assigned)]),
         best_iou=ious.max(axis=1) if ground_truth else np.zeros(len(predictions)),
         correct=np.array([g is not None and bool(aligned[p, g]) for p, g in enumerate(assigned)], dtype=bool),
+        class_iou=class_ious.reshape(len(predictions), len(ground_truth)),
+        aligned=np.asarray(aligned, dtype=bool).reshape(len(predictions), len(ground_truth)),
     )
 
 
@@ -345,3 +357,62 @@ def evaluate_per_image(
         unmatched=dict(missing),
         assessments=assessments,
     )
+
+
+@dataclass
+class StrictPerImageResults(ClassCounts):
+    """The strict per-image protocol (module docstring): correct / total evaluated predictions per class
+    (unmatched ones count as wrong), and recall: correct / taking-part objects per class."""
+
+    objects: dict[str, int]
+
+    @property
+    def instance(self) -> float:
+        """Fraction of correct predictions, all classes together."""
+        total = sum(self.total.values())
+        return sum(self.correct.values()) / total if total else float("nan")
+
+    @property
+    def recall(self) -> float:
+        """Fraction of the taking-part objects aligned by a prediction matched to them."""
+        objects = sum(self.objects.values())
+        return sum(self.correct.values()) / objects if objects else float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (fractions)."""
+        return {
+            "preset": self.preset.name,
+            "matching": "one-to-one",
+            "correct": {name: self.correct.get(name, 0) for name in self.classes},
+            "total": {name: self.total[name] for name in self.classes},
+            "objects": dict(self.objects),
+            "instance": self.instance,
+            "recall": self.recall,
+        }
+
+
+def strict_per_image(
+    assessments: Sequence[FrameAssessment], preset: EvalPreset = SPARC, ranking_score: str = "score"
+) -> StrictPerImageResults:
+    """The strict per-image protocol over the frames' assessments (module docstring). Ties in the ranking
+    score keep the predictions' order in the file."""
+    correct: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    objects: Counter[str] = Counter()
+    for assessment in assessments:
+        for visible, gt in zip(assessment.visible, assessment.ground_truth, strict=True):
+            if visible:
+                objects[preset.report_class(gt.category)] += 1
+        scores = [-pred.ranking_value(ranking_score) for pred in assessment.predictions]
+        taken = np.zeros(len(assessment.ground_truth), dtype=bool)
+        for index in np.argsort(scores, kind="stable"):
+            if not assessment.evaluated[index]:
+                continue
+            name = preset.report_class(assessment.predictions[index].category)
+            total[name] += 1
+            ious = np.where(taken, 0.0, assessment.class_iou[index]) if len(taken) else np.zeros(0)
+            if len(ious) and ious.max() > 0:
+                match = int(np.argmax(ious))
+                taken[match] = True
+                correct[name] += int(assessment.aligned[index, match])
+    return StrictPerImageResults(preset=preset, correct=dict(correct), total=dict(total), objects=dict(objects))

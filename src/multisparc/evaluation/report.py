@@ -98,13 +98,17 @@ def alignment_table_markdown(rows: Sequence[MethodRow], counts: Mapping[str, int
 
 @dataclass
 class PerImageRow:
-    """One method's per-image results: ap50[rho], ap_mean[rho] and accuracies, fractions in [0, 1]."""
+    """One method's per-image results: ap50[rho], ap_mean[rho] and accuracies, fractions in [0, 1]:
+    class_mean and instance under the paper's rule, strict_instance and strict_recall under the strict
+    one-to-one rule (`evaluation.per_image.strict_per_image`; NaN when not computed)."""
 
     name: str
     ap50: dict[float, float] = field(default_factory=dict)
     ap_mean: dict[float, float] = field(default_factory=dict)
     class_mean: float = float("nan")
     instance: float = float("nan")
+    strict_instance: float = float("nan")
+    strict_recall: float = float("nan")
 
 
 def per_image_row(name: str, accuracy: PerImageResults, ap: MeshApResults) -> PerImageRow:
@@ -130,6 +134,8 @@ def per_image_table_json(rows: Sequence[PerImageRow]) -> dict[str, Any]:
                 "ap_mean": {str(rho): _percent(value) for rho, value in row.ap_mean.items()},
                 "class": _percent(row.class_mean),
                 "instance": _percent(row.instance),
+                "strict_instance": _percent(row.strict_instance),
+                "strict_recall": _percent(row.strict_recall),
             }
             for row in rows
         ],
@@ -137,17 +143,21 @@ def per_image_table_json(rows: Sequence[PerImageRow]) -> dict[str, Any]:
 
 
 def per_image_table_markdown(rows: Sequence[PerImageRow]) -> str:
-    """Table 2 as a Markdown table: AP50 and APmean for every rho of the rows, then class and instance."""
+    """Table 2 as a Markdown table: AP50 and APmean for every rho of the rows, then class and instance,
+    then the strict rule's instance accuracy and recall when any row has them."""
     rhos = sorted({rho for row in rows for rho in (*row.ap50, *row.ap_mean)})
+    strict = any(math.isfinite(row.strict_instance) for row in rows)
     header = ["Method"]
     for rho in rhos:
         header += [f"AP50 (rho {rho})", f"APmean (rho {rho})"]
-    header += ["class", "instance"]
+    header += ["class", "instance"] + (["strict instance", "strict recall"] if strict else [])
     lines = []
     for row in rows:
         cells = [row.name]
         for rho in rhos:
             cells += [_cell(_percent(row.ap50.get(rho))), _cell(_percent(row.ap_mean.get(rho)))]
         cells += [_cell(_percent(row.class_mean)), _cell(_percent(row.instance))]
+        if strict:
+            cells += [_cell(_percent(row.strict_instance)), _cell(_percent(row.strict_recall))]
         lines.append(cells)
     return _markdown(header, lines)

@@ -28,12 +28,33 @@ def shipped_checkpoint() -> Path:
     return SHIPPED_CHECKPOINT
 
 
+def check_device(device: torch.device | str) -> torch.device:
+    """`device` as a torch.device that exists on this machine; ValueError naming it otherwise (before any
+    file is read, so that a missing GPU is not blamed on the model file)."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"device {device!r}: not a torch device (cpu, cuda, cuda:1, ...)") from None
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            build = "" if torch.version.cuda else f" (torch {torch.__version__} is a CPU-only build)"
+            raise ValueError(f"device {device!r}: torch finds no CUDA GPU on this machine{build}; use --device cpu")
+        if parsed.index is not None and parsed.index >= count:
+            raise ValueError(f"device {device!r}: this machine has {count} CUDA GPU(s), numbered from 0")
+    elif parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {device!r}: Apple's MPS is not available on this machine; use --device cpu")
+    return parsed
+
+
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[MultiSparcNet, InputConfig]:
     """The network of a `model.pt` (on `device`, eval mode) and the token sizes it was trained with.
 
-    Raises FileNotFoundError or CheckpointError (a ValueError) naming the file: not a model file, a
-    config the library does not know, weights that do not fit the config.
+    Raises ValueError for a device this machine lacks, FileNotFoundError or CheckpointError (a ValueError)
+    naming the file: a folder, not a model file, a file that could run code, weights with NaN, a config the
+    library does not know, weights that do not fit the config.
     """
+    device = check_device(device)
     data = load_model_file(Path(path), map_location=device)
     try:
         model_config = ModelConfig.from_dict(data["model_config"])

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from multisparc.datasets.bundle import Detection, ObjectPose, pose_record
+from multisparc.datasets.bundle import BundleError, Detection, ObjectPose, pose_record
 from multisparc.geometry import Pose
 from multisparc.inference.initialisation import DepthSource, GravityEstimate, Initialisation
 
@@ -118,6 +119,15 @@ class AlignmentResult:
             geometric=geometric,
             final_source=final_source,
         )
+
+    def require_finite(self, scene: Path | str) -> None:
+        """BundleError naming `scene` when a chosen pose is NaN or infinite (a broken network, or a diverged one):
+        such poses must never be written."""
+        bad = [obj.id for obj in self.objects if not all(np.all(np.isfinite(v)) for v in (obj.t, obj.q, obj.s))]
+        if bad:
+            raise BundleError(
+                scene, f"alignment gave NaN or infinite poses for detection(s) {bad}: is the model file sound?"
+            )
 
     @property
     def scores(self) -> np.ndarray:
