@@ -23,6 +23,9 @@ from multisparc.inputs import InputConfig
 from multisparc.model import ModelConfig, MultiSparcNet
 from multisparc.training.checkpoint import export_model
 
+# End to end (CLI runs, rendered scenes, trained networks): left out of the fast subset.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module", autouse=True)
 def sample_cache(tmp_path_factory: pytest.TempPathFactory):

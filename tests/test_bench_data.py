@@ -12,6 +12,9 @@ from multisparc.benchmarks.data import FEW_PIXELS, DataBenchmarkCase, count_rays
 from multisparc.cad.procedural import build_library
 from multisparc.inputs import InputConfig
 
+# End to end (CLI runs, rendered scenes, trained networks): left out of the fast subset.
+pytestmark = pytest.mark.slow
+
 PAPER = InputConfig.paper()
 
 

@@ -35,6 +35,9 @@ from multisparc.render import RayCaster
 from multisparc.scenes import SceneSampler, SceneSamplingError
 from multisparc.training.config import load_config
 
+# End to end (CLI runs, rendered scenes, trained networks): left out of the fast subset.
+pytestmark = pytest.mark.slow
+
 PASSES = N_REFINE + 1
 COMMAND = ["multisparc", "bench", "speed", "--configs", "tiny", "--objects", "1", "2", "--repeats", "1"]
 

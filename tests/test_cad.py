@@ -69,6 +69,7 @@ def test_every_shared_mesh_loads_with_finite_positive_extent(path: Path) -> None
     assert np.all(np.isfinite(mesh.extents)) and np.all(mesh.extents > 0)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not CAD_DATA.is_dir(), reason=NO_CAD_DATA)
 def test_watertightness_is_reported_not_required() -> None:
     watertight = {path.name: load_mesh(path).is_watertight for path in SHARED_MESHES}

@@ -21,6 +21,9 @@ from multisparc.inputs import InputConfig
 from multisparc.model import ModelConfig, MultiSparcNet
 from multisparc.training.checkpoint import export_model
 
+# End to end (CLI runs, rendered scenes, trained networks): left out of the fast subset.
+pytestmark = pytest.mark.slow
+
 # id, class, sym | t0 r0 s0 ok0 | t r s score aligned
 ROW = re.compile(
     r"^\s*(\d+)\s+(\w+)\s+(none|2|4|inf)\s+\|\s+(\S+)\s+(\S+)\s+(\S+)\s+(yes|no)\s+\|"

@@ -35,6 +35,9 @@ from multisparc.model import ModelConfig, MultiSparcNet
 from multisparc.scenes import SceneConfig
 from multisparc.training.checkpoint import export_model
 
+# End to end (CLI runs, rendered scenes, trained networks): left out of the fast subset.
+pytestmark = pytest.mark.slow
+
 METHODS = ("multisparc", "single", "2d-score", "initial", "icp")
 SCENE_CONFIG = SceneConfig(width=160, height=120, focal=145.0, objects=(1, 2))
 

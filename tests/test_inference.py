@@ -466,6 +466,7 @@ def test_overlay_colours_models_by_score(scene, cads, tmp_path) -> None:
         assert columns.min() < width // 2 < columns.max()
 
 
+@pytest.mark.slow
 def test_cli_aligns_a_directory_of_bundles(scene, cads, checkpoint, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("MULTISPARC_CACHE", str(tmp_path / "cache"))
     write_bundle(tmp_path / "bundles" / "kitchen", scene)

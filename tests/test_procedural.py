@@ -97,6 +97,7 @@ def test_sizes_are_real_furniture_sizes(category):
         assert np.all(cad.mesh.extents >= info.min_size) and np.all(cad.mesh.extents <= info.max_size)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("category", CATEGORIES)
 def test_symmetry_tags_are_true_and_not_larger(category):
     for cad in models(category):
@@ -264,6 +265,7 @@ def wide_models(category: str) -> tuple[ProceduralCad, ...]:
     return tuple(generate(category, rng, style="wide") for _ in range(WIDE_DRAWS))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("category", CATEGORIES)
 def test_wide_models_are_closed_solids_of_real_size(category):
     info = category_info(category)
@@ -279,6 +281,7 @@ def test_wide_models_are_closed_solids_of_real_size(category):
         assert np.all(extents >= info.min_size) and np.all(extents <= info.max_size), (cad.variant, extents)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("category", CATEGORIES)
 def test_wide_symmetry_tags_are_true_and_not_larger(category):
     # fewer surface points than the classic check keeps this fast; the tolerances stay the same
@@ -322,12 +325,14 @@ def library_variants(category: str, style: str) -> tuple[str, ...]:
     return tuple(generate(category, rng, style=style).variant for _ in range(24))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("category", CATEGORIES)
 def test_wide_gives_more_distinct_variants_than_classic(category):
     counts = {style: len(set(library_variants(category, style))) for style in PROCEDURAL_STYLES}
     assert counts["wide"] > counts["classic"], counts
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("category", CATEGORIES)
 def test_classic_style_is_the_default_and_draws_the_same(category):
     a_rng, b_rng = np.random.default_rng(77), np.random.default_rng(77)
@@ -383,6 +388,7 @@ CLASSIC_FIRST_VARIANTS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("category", CATEGORIES)
 def test_classic_variants_keep_their_old_names_and_order(category):
     variants = library_variants(category, "classic")
@@ -398,6 +404,7 @@ def test_unknown_style_is_refused(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_build_library_wide_is_deterministic_and_loadable(tmp_path):
     cads_json = build_library(tmp_path / "a", per_class=1, seed=3, style="wide")
     again = build_library(tmp_path / "b", per_class=1, seed=3, style="wide")

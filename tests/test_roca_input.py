@@ -35,6 +35,9 @@ from multisparc.render import RayCaster
 from multisparc.scenes import PerceptionNoise, SceneConfig, SceneSampler, render_scene_frame, to_bundle
 from multisparc.training.checkpoint import export_model
 
+# End to end (CLI runs, rendered scenes, trained networks): left out of the fast subset.
+pytestmark = pytest.mark.slow
+
 HAND_MASK = np.array(
     [
         [0, 1, 1, 1, 1, 1, 0, 0],

@@ -19,6 +19,9 @@ from multisparc.inference import Aligner, load_checkpoint, shipped_checkpoint
 from multisparc.render import RayCaster
 from multisparc.scenes import PerceptionNoise, SceneConfig, SceneSampler, render_scene_frame, to_bundle
 
+# End to end (CLI runs, rendered scenes, trained networks): left out of the fast subset.
+pytestmark = pytest.mark.slow
+
 SEEDS = range(900, 906)
 
 

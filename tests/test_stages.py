@@ -163,6 +163,7 @@ def test_pipelines_are_named_switches() -> None:
 # The paper's pipeline ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_paper_pipeline_reproduces_the_outputs_recorded_before_the_stages(tmp_path, monkeypatch) -> None:
     """`multisparc demo --pipeline paper` with the shipped network gives the predictions the project wrote
     before the test-time stages existed (tests/data, the command in the file)."""
@@ -199,6 +200,7 @@ def test_depth_mask_keeps_the_chair_and_drops_floor_and_wall(scene) -> None:
     assert iou > 0.8 and iou > box_iou + 0.15, (iou, box_iou)
 
 
+@pytest.mark.slow
 def test_stage_times_split_a_pipeline_by_stage(scene, cads) -> None:
     torch.manual_seed(0)
     model = MultiSparcNet(ModelConfig(n_latent=4, c_latent=16, n_blocks=1, n_self_attn=1, n_heads=2, dim_head=8))

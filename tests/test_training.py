@@ -196,6 +196,7 @@ def test_classifier_labels_are_roughly_balanced(cads_json: Path, mix: str):
     assert 0.3 < positive < 0.7, positive
 
 
+@pytest.mark.slow
 def test_the_image_builder_makes_classifier_examples_at_its_ratio(cads_json: Path, tiny: TrainConfig):
     def classifier_share(ratio: float, images: int) -> float:
         builder = ImageBuilder(
@@ -447,6 +448,7 @@ def _run(config: TrainConfig, out: Path, resume: bool = False) -> dict:
     return train(config, out, resume=resume)
 
 
+@pytest.mark.slow
 def test_resume_after_a_stop_continues_exactly(tmp_path: Path, tiny: TrainConfig):
     config = tiny.replace(val_scenes=1, val_every=2, checkpoint_every=2)
     straight = _run(config.replace(max_steps=4), tmp_path / "straight")
@@ -471,6 +473,7 @@ def test_resume_after_a_stop_continues_exactly(tmp_path: Path, tiny: TrainConfig
         _run(config.replace(max_steps=6, lr=0.01), tmp_path / "stopped", resume=True)
 
 
+@pytest.mark.slow
 def test_a_new_run_can_start_from_a_model_file(tmp_path: Path, tiny: TrainConfig):
     config = tiny.replace(val_scenes=0, max_steps=1)
     first = tmp_path / "first"
@@ -487,6 +490,7 @@ def test_a_new_run_can_start_from_a_model_file(tmp_path: Path, tiny: TrainConfig
         train(other, tmp_path / "third", init_from=first / "model.pt")
 
 
+@pytest.mark.slow
 def test_a_run_with_compared_pairs_can_start_from_a_network_without(tmp_path: Path, tiny: TrainConfig):
     plain = tiny.replace(val_scenes=0, max_steps=1, model=replace(tiny.model, compare_pairs=0))
     _run(plain, tmp_path / "plain")
@@ -504,6 +508,7 @@ def test_a_run_with_compared_pairs_can_start_from_a_network_without(tmp_path: Pa
     assert started[key].shape[1] > n_old and not started[key][:, n_old:].any()
 
 
+@pytest.mark.slow
 def test_the_gpu_preset_trains_a_few_steps_on_a_cpu_under_bfloat16(tmp_path: Path):
     gpu = load_config("gpu")
     assert gpu.amp and gpu.num_workers == 14 and gpu.time_budget_s == 540
@@ -569,6 +574,7 @@ def test_checkpoints_are_written_atomically(tmp_path: Path, monkeypatch):
     assert load_model_file(tmp_path / "model.pt")["input_config"] == {"m": 2}
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     not (torch.distributed.is_available() and torch.distributed.is_gloo_available()),
     reason="this torch build has no gloo process groups",
