@@ -473,6 +473,13 @@ def test_resume_after_a_stop_continues_exactly(tmp_path: Path, tiny: TrainConfig
         _run(config.replace(max_steps=6, lr=0.01), tmp_path / "stopped", resume=True)
 
 
+def test_a_run_without_tensorboard_still_writes_its_metrics(tmp_path: Path, tiny: TrainConfig, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as if the `train` extra were absent
+    result = _run(tiny.replace(val_scenes=1, val_every=1, max_steps=1), tmp_path / "run")
+    assert result["step"] == 1 and not (tmp_path / "run" / "tensorboard").exists()
+    assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 1
+
+
 @pytest.mark.slow
 def test_a_new_run_can_start_from_a_model_file(tmp_path: Path, tiny: TrainConfig):
     config = tiny.replace(val_scenes=0, max_steps=1)

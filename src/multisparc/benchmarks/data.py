@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from threadpoolctl import threadpool_limits
 
 from multisparc.cad import CadIndex
 from multisparc.datasets.pixels import ImagePixelSource, PixelSource
@@ -179,6 +178,8 @@ def _init_worker(case: DataBenchmarkCase) -> None:
     """Load the CAD library and warm every per-CAD cache (embree structure, surface samples), as a
     training process has after its first few hundred scenes: the measurement is the steady state. One
     thread per process for torch and BLAS, so that processes scale and do not fight over cores."""
+    from threadpoolctl import threadpool_limits  # the `bench` extra: only this benchmark needs it
+
     torch.set_num_threads(1)
     threadpool_limits(1)
     cads = CadIndex.load(case.cads_json)

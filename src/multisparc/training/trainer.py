@@ -442,14 +442,20 @@ class RunFiles:
     """Rank 0's outputs: TensorBoard, metrics.jsonl, checkpoint and model export (module docstring)."""
 
     def __init__(self, out_dir: Path, config: TrainConfig) -> None:
-        from torch.utils.tensorboard import SummaryWriter  # slow import, rank 0 only
-
         self.out_dir = out_dir
         self.config = config
         save_config(config, out_dir / "config.yaml")
-        self.writer = SummaryWriter(log_dir=str(out_dir / "tensorboard"))
+        try:
+            from torch.utils.tensorboard import SummaryWriter  # slow import, rank 0 only
+        except ImportError:  # the optional `train` extra; metrics.jsonl holds every validation anyway
+            log.info("tensorboard is not installed (pip install 'multisparc[train]'): no TensorBoard logs")
+            self.writer = None
+        else:
+            self.writer = SummaryWriter(log_dir=str(out_dir / "tensorboard"))
 
     def log_scalars(self, metrics: dict[str, float], step: int) -> None:
+        if self.writer is None:
+            return
         for name, value in metrics.items():
             self.writer.add_scalar(name, value, step)
         self.writer.flush()
@@ -470,7 +476,8 @@ class RunFiles:
         export_model(self.out_dir / MODEL_NAME, model, self.config.model.to_dict(), self.config.inputs.to_dict())
 
     def close(self) -> None:
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()
 
 
 def _load_resume_state(config: TrainConfig, out_dir: Path, resume: bool) -> dict | None:
