@@ -24,6 +24,7 @@ from multisparc.geometry import (
     apply_update,
     axis_angle_y,
     geodesic_angle,
+    is_aligned,
     project,
     random_rotation,
     symmetry_rotations,
@@ -113,6 +114,28 @@ def test_alignment_loss_is_zero_at_the_ground_truth_and_respects_symmetry():
             assert distance == pytest.approx(0.0, abs=1e-6)
         else:
             assert distance > 0.3
+
+
+@pytest.mark.parametrize(("sym", "turn_deg"), [("2", 180.0), ("4", 90.0), ("inf", 90.0), ("inf", 30.0)])
+def test_loss_labels_and_evaluation_agree_on_symmetric_models_of_unequal_scale(sym, turn_deg):
+    # x and z scales 1.6 and 0.8 (a quarter turn swaps them, which changes the surface): the loss takes a
+    # turn with the same scale as exact, as the labels and the benchmark's rule do, and a turn with the
+    # scales swapped as wrong, as they do.
+    gt, points = (
+        Pose(torch.eye(3)[None], torch.tensor([[0.0, 0.0, 3.0]]), torch.tensor([[1.6, 1.0, 0.8]])),
+        _box_points(),
+    )
+    turn = axis_angle_y(torch.tensor([math.radians(turn_deg)]))
+    same_scale = Pose(gt.R @ turn, gt.t, gt.s)
+    swapped = Pose(gt.R @ turn, gt.t, gt.s[:, [2, 1, 0]])
+    rotations = symmetry_rotations([sym])
+    quarter = round(turn_deg) % 180 == 90
+    assert symmetric_point_distances(same_scale, gt, points, rotations).item() == pytest.approx(0.0, abs=1e-6)
+    assert classifier_labels(same_scale, gt, [sym]).item() == 1.0
+    assert is_aligned(same_scale, gt, [sym]).item()
+    if quarter:
+        assert symmetric_point_distances(swapped, gt, points, rotations).item() > 0.1
+        assert classifier_labels(swapped, gt, [sym]).item() == 0.0 and not is_aligned(swapped, gt, [sym]).item()
 
 
 def test_alignment_loss_of_a_known_translation_offset():

@@ -2,7 +2,12 @@
 
 Symmetry tags follow Scan2CAD: "none", "2", "4", "inf" = the CAD model looks the same after turning
 about its own +Y (up) axis by 180 deg, 90 deg, or any angle. Rotation errors take the minimum over the
-ground truth turned by its symmetry, R_gt @ Ry(k * 2 pi / n).
+ground truth turned by its symmetry, R_gt @ Ry(k * 2 pi / n), with n = 36 turns of 10 deg for "inf": the
+rule of the Scan2CAD benchmark script (its `calc_rotation_diff_considering_symmetry`, `m = 36` for
+`__SYM_ROTATE_UP_INF`) and of ROCA's evaluation, used alike by the evaluation, the demo's object errors
+and the training labels, so that an object aligned in one is aligned in all. (It reads up to 5 deg more
+than the exact angle between the up axes.) Scales are compared as they are, whatever the turn, as that
+script does; the training loss takes the same poses as equivalent (`training.losses`).
 
 Where an argument `sym` may be a sequence, it holds one tag per pose, nested like a prefix of the
 batch shape: for poses of shape (B,) or (B, H) a list of B tags applies tag b to every pose [b, ...].
@@ -91,21 +96,14 @@ def symmetry_rotations(
 
 
 def _rotation_error_one_symmetry(R_pred: Tensor, R_gt: Tensor, sym: str) -> Tensor:
-    if sym == "inf":
-        # Exact for a continuous symmetry: only the up axes (second columns) matter. atan2 keeps small
-        # and near-180-degree angles accurate, unlike acos of the dot product.
-        up_pred, up_gt = R_pred[..., :, 1], R_gt[..., :, 1]
-        cross = torch.linalg.vector_norm(torch.linalg.cross(up_pred, up_gt, dim=-1), dim=-1)
-        return torch.atan2(cross, (up_pred * up_gt).sum(-1))
     candidates = R_gt.unsqueeze(-3) @ symmetry_rotations(sym, R_gt.dtype, R_gt.device)
     return geodesic_angle(R_pred.unsqueeze(-3), candidates).amin(dim=-1)
 
 
 def rotation_error(R_pred: Tensor, R_gt: Tensor, sym: SymmetrySpec) -> Tensor:
-    """Angle (...) radians between R_pred and R_gt (..., 3, 3) (broadcast), up to the symmetry `sym`.
-
-    For "inf" it is the exact angle between the two up axes R e_y; otherwise the minimum geodesic
-    angle to R_gt @ Ry(k * 2 pi / n). `sym` is one tag, or one per pose (module docstring).
+    """Angle (...) radians between R_pred and R_gt (..., 3, 3) (broadcast), up to the symmetry `sym`:
+    the minimum geodesic angle to R_gt @ Ry(k * 2 pi / n), n = 1, 2, 4 or, for "inf", 36 (module
+    docstring). `sym` is one tag, or one per pose.
     """
     check_last_dims(R_pred, (3, 3), "R_pred")
     check_last_dims(R_gt, (3, 3), "R_gt")

@@ -44,13 +44,18 @@ def symmetric_point_distances(pred: Pose, gt: Pose, points: Tensor, sym_rotation
 
     pred, gt: poses of batch shape (...); points (..., N, 3) CAD frame; sym_rotations (..., K, 3, 3)
     rotations about the CAD up axis that leave each model unchanged (`geometry.symmetry_rotations`).
-    The ground truth's equivalents are the ground-truth pose applied to the turned points R_k P: the
-    same surface for a symmetric model, also when its scale differs along x and z. Metres.
+    The ground truth's equivalents are its rotation turned by each R_k, with its scale and translation:
+    (R_gt R_k, t_gt, s_gt), the equivalence of the Scan2CAD benchmark that the classifier labels and the
+    evaluation use (`geometry.errors`), so that a pose the loss takes as exact is aligned there too
+    (for a model whose x and z scales differ, a quarter turn with the same scale is not quite the same
+    surface, and the benchmark counts it right). Metres.
     """
     pred_points = pred.apply(points)  # (..., N, 3)
-    turned = points.unsqueeze(-3) @ sym_rotations.transpose(-1, -2)  # (..., K, N, 3)
-    gt_per_turn = Pose(gt.R.unsqueeze(-3), gt.t.unsqueeze(-2), gt.s.unsqueeze(-2))  # batch (..., 1)
-    gt_points = gt_per_turn.apply(turned)  # (..., K, N, 3)
+    turned_R = gt.R.unsqueeze(-3) @ sym_rotations  # (..., K, 3, 3)
+    gt_per_turn = Pose(
+        turned_R, gt.t.unsqueeze(-2).expand(*turned_R.shape[:-2], 3), gt.s.unsqueeze(-2).expand(*turned_R.shape[:-2], 3)
+    )
+    gt_points = gt_per_turn.apply(points.unsqueeze(-3))  # (..., K, N, 3)
     l1 = (pred_points.unsqueeze(-3) - gt_points).abs().sum(dim=-1)  # (..., K, N)
     return l1.mean(dim=-1).amin(dim=-1)
 
