@@ -175,6 +175,16 @@ def test_roca_reader_turns_records_into_detections(tmp_path) -> None:
     np.testing.assert_array_equal(same.mask[:5, :8], HAND_MASK)
     assert same.mask.sum() == HAND_MASK.sum()
     np.testing.assert_array_equal(same.bbox, [2.0, 1.0, 9.0, 8.0])
+    # An image without masks has its boxes in ROCA's 480 x 360 image: scaled to a 960 x 720 bundle image,
+    # kept in a 480 x 360 one, refused for an image of another aspect ratio.
+    path.write_text(json.dumps({KEY: [_roca_record(bbox=[10.0, 20.0, 110.0, 220.0])]}))
+    boxes_only = read_roca_file(path)[KEY]
+    (scaled,) = roca_detections(path, KEY, boxes_only, height=720, width=960)
+    np.testing.assert_allclose(scaled.bbox, [20.5, 40.5, 220.5, 440.5])
+    (kept,) = roca_detections(path, KEY, boxes_only, height=360, width=480)
+    np.testing.assert_array_equal(kept.bbox, [10.0, 20.0, 110.0, 220.0])
+    with pytest.raises(ConversionError, match=r"no masks.*480 x 360.*640 x 360"):
+        roca_detections(path, KEY, boxes_only, height=360, width=640)
 
 
 def test_roca_reader_names_the_file_and_record_of_bad_input(tmp_path) -> None:

@@ -41,6 +41,8 @@ _POSE_KEYS = ("t", "q", "s")
 # Masks of another resolution are resized when the aspect ratios agree this well (ScanNet's 1296 x 968
 # colour images against ROCA's 480 x 360 differ by 0.4 %).
 _ASPECT_TOLERANCE = 0.02
+#: (height, width) of the images ROCA detects on; an image whose records hold no mask is taken to be this size.
+ROCA_IMAGE_SIZE = (360, 480)
 
 
 @dataclass
@@ -205,19 +207,19 @@ def _frame_name(key: str) -> str | None:
 
 
 def _factors(path: Path, key: str, records: Sequence[RocaPrediction], height: int, width: int) -> np.ndarray:
-    """(2,) x and y factors from the image ROCA saw (told by the masks' sizes) to the bundle's image."""
+    """(2,) x and y factors from the image ROCA saw to the bundle's image: its size is told by the masks,
+    or, for an image whose records hold none, ROCA's own ROCA_IMAGE_SIZE."""
     sizes = {tuple(record.segmentation["size"]) for record in records if record.segmentation is not None}
-    if not sizes:
-        return np.ones(2)
     if len(sizes) > 1:
         raise ConversionError(path, f"{key}: the masks of one image have different sizes {sorted(sizes)}")
-    rle_height, rle_width = next(iter(sizes))
+    rle_height, rle_width = next(iter(sizes)) if sizes else ROCA_IMAGE_SIZE
     if (rle_height, rle_width) == (height, width):
         return np.ones(2)
     if abs((rle_width / rle_height) / (width / height) - 1.0) > _ASPECT_TOLERANCE:
+        told = "its masks are" if sizes else "it has no masks, so its boxes are taken to be in ROCA's"
         raise ConversionError(
             path,
-            f"{key}: its masks are {rle_width} x {rle_height}, the bundle's image {width} x {height}: "
+            f"{key}: {told} {rle_width} x {rle_height}, the bundle's image {width} x {height}: "
             "the aspect ratios differ, so the detections belong to another image",
         )
     log.info("%s %s: boxes and masks scaled from %d x %d to %d x %d", path, key, rle_width, rle_height, width, height)
@@ -244,8 +246,9 @@ def roca_detections(
     Ids are the records' positions in the list, scores their detection scores. Masks are decoded
     from the COCO RLEs. The masks' size tells the image ROCA saw (480 x 360): when it differs from the
     bundle's image with the same aspect ratio, every box and mask of the image is scaled to it (a pixel
-    centre u maps to (u + 0.5) * f - 0.5, masks by nearest neighbour). An image without any mask keeps
-    its boxes as they are (bundle pixels). Boxes and masks are checked as those of detections.json
+    centre u maps to (u + 0.5) * f - 0.5, masks by nearest neighbour). An image without any mask has
+    its boxes in ROCA's 480 x 360 image, scaled the same way (another aspect ratio is an error). Boxes
+    and masks are checked as those of detections.json
     (`checks.check_detection`).
     """
     path = Path(path)
