@@ -152,6 +152,16 @@ def test_duplicates_nms_against_file_order_cap() -> None:
     assert statuses == ["over_cap", "evaluated"]
 
 
+def test_equal_scores_keep_the_file_order_in_every_ranking() -> None:
+    # Two predictions of one chair with the same score: the one listed first wins the NMS and the cap.
+    ground_truth = {"scene": [_obj("chair", "c1")]}
+    right = _obj("chair", "c1", score=0.8)
+    wrong = _obj("chair", "c1", t=(0.3, 0, 0), score=0.8)
+    for preset in (ROCA, SPARC, SCAN2CAD):
+        assert _accuracy(preset, {"scene": [right, wrong]}, ground_truth) == 1.0, preset.name
+        assert _accuracy(preset, {"scene": [wrong, right]}, ground_truth) == 0.0, preset.name
+
+
 def test_nms_keeps_different_classes_and_far_rotations() -> None:
     ranked = [
         _obj("chair", "c"),

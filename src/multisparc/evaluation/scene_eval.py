@@ -130,6 +130,7 @@ def _evaluate_scene(
         else:
             candidates.append(index)
     if preset.sort_by_score:
+        # A stable sort: equal scores keep the file order (tested), so results never depend on chance.
         candidates.sort(key=lambda index: -predictions[index].ranking_value(preset.ranking_score))
     if preset.nms is not None:
         kept = set(nms_3d([predictions[index] for index in candidates], preset.nms, symmetries))
