@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +22,7 @@ from multisparc.geometry import Pose, apply_update, random_rotation
 from multisparc.inputs import DETECTION_ID, TOKEN_TYPE
 from multisparc.model import N_OUT, ModelConfig, MultiSparcNet, NetOutput
 from multisparc.model.embedding import N_PAIR_FEATURES
+from multisparc.training.config import load_config
 from multisparc.training.lamb import Lamb
 
 B, M, N = 3, 5, 40
@@ -497,3 +499,15 @@ def test_a_network_grown_with_compared_pairs_starts_as_the_network_it_grew_from(
     with torch.no_grad():  # the pair features do reach the outputs
         grown.embedding.features.weight[:, -N_PAIR_FEATURES:].normal_(0.0, 1.0)
     assert not torch.allclose(grown(tokens, mask).update[mask], before.update[mask], atol=1e-4)
+
+
+def test_bench_model_reports_each_preset_size(tmp_path: Path) -> None:
+    from multisparc import cli
+
+    markdown = tmp_path / "B.md"
+    assert cli.main(["bench", "model", "--presets", "paper", "cpu", "--markdown", str(markdown)]) == 0
+    rows = {line.split("|")[1].strip(): line.split("|") for line in markdown.read_text().splitlines() if "|" in line}
+    paper = MultiSparcNet(load_config("paper").model)
+    assert rows["paper"][5].strip() == f"{paper.count_parameters() / 1e6:.3f}"
+    assert rows["paper"][3].strip() == "linear" and "compared pairs" in rows["cpu"][3]
+    assert float(rows["paper"][6]) > 10 * float(rows["cpu"][6])

@@ -27,6 +27,9 @@ multisparc bench ablation --results OUT... [--markdown BENCHMARKS.md [--section 
     each): instance and class accuracy and time per image of every method, the full pipeline against
     the ICP baseline, and what it loses with depth x 1.05 and with boxes without masks.
 
+multisparc bench model [--presets paper gpu cpu tiny] [--markdown BENCHMARKS.md]
+    parameters and FLOPs per forward pass of each training preset's network.
+
 multisparc bench training --run runs/cpu [--command "..."] [--plot PNG] [--markdown BENCHMARKS.md]
     the learning curve of a training run from its metrics.jsonl: validation accuracy against training
     time as a PNG and a table, with the command that trained it.
@@ -89,6 +92,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="instance accuracy the full pipeline should reach on a set, reported as met or missed",
     )
     ablation.add_argument("--title", default="Test-time stages: the ablation", help="the section's title")
+    model = sub.add_parser("model", help="parameters and FLOPs per forward pass of the presets' networks")
+    model.add_argument("--presets", nargs="+", default=["paper", "gpu", "cpu", "tiny"], help="training presets")
+    model.add_argument("--markdown", type=Path, default=None, help="write the results into this file")
     training = sub.add_parser("training", help="learning curve of a training run (metrics.jsonl)")
     training.add_argument("--run", type=Path, required=True, help="the run folder (holds metrics.jsonl)")
     training.add_argument(
@@ -342,9 +348,47 @@ def _ablation(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model(args: argparse.Namespace) -> int:
+    from multisparc.benchmarks.report import markdown_table, section, update_markdown
+    from multisparc.model import MultiSparcNet
+    from multisparc.training.config import load_config
+
+    rows = []
+    for name in args.presets:
+        config = load_config(name)
+        net = MultiSparcNet(config.model)
+        n_input = config.inputs.n_bbox + 2 * config.inputs.n_cad
+        model = config.model
+        rows.append(
+            [
+                name,
+                f"{model.n_latent} x {model.c_latent}",
+                model.embedding + (f", {model.compare_pairs} compared pairs" if model.compare_pairs else ""),
+                f"{config.inputs.n_bbox} + 2 x {config.inputs.n_cad}",
+                f"{net.count_parameters() / 1e6:.3f}",
+                f"{net.flops_per_forward(1, n_input) / 1e9:.2f}",
+            ]
+        )
+    body = (
+        "Size of each preset's network: latents per object, token embedding, tokens per object (box pixels + "
+        "reprojected and CAD points), parameters, and FLOPs of one forward pass of one item (n_mul = 5 objects; "
+        "matrix products only, `MultiSparcNet.flops_per_forward`, checked against torch's FLOP counter in the "
+        "tests). A refinement step of one image with 4 hypotheses costs 4 such passes per 5 objects.\n\n"
+        + markdown_table(
+            ["preset", "latents", "embedding", "tokens per object", "parameters [M]", "GFLOP per pass"], rows
+        )
+        + "\n"
+    )
+    print(body)
+    if args.markdown is not None:
+        update_markdown(args.markdown, "model", section("model", "Network size of the presets", body))
+        print(f"wrote the results into {args.markdown}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     commands = {
         "data": _data, "speed": _speed, "stages": _stages, "starts": _starts, "ablation": _ablation,
-        "training": _training,
+        "training": _training, "model": _model,
     }
     return commands[args.benchmark](args)
