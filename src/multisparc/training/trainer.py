@@ -540,106 +540,142 @@ def _train(
     out_dir.mkdir(parents=True, exist_ok=True)
     state = _load_resume_state(config, out_dir, resume)
     cads_json = prepare_cads(config, out_dir, processes)
-    device = processes.device
-
-    torch.manual_seed(config.seed)
-    model = MultiSparcNet(config.model).to(device)
-    optimizer = Lamb(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    step, elapsed_before = 0, 0.0
+    run = TrainingRun(config, out_dir, processes, cads_json)
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        restore_rng_states(state["rng"])
-        step, elapsed_before = int(state["step"]), float(state["extra"].get("elapsed_s", 0.0))
-        log.info("resuming %s at step %d", out_dir, step)
+        run.restore(state)
     elif init_from is not None:
-        model.load_state_dict(_initial_weights(config, Path(init_from)))
+        run.model.load_state_dict(_initial_weights(config, Path(init_from)))
         log.info("starting from the weights of %s", init_from)
-    network = DistributedDataParallel(model) if processes.distributed else model
+    return run.run()
 
-    files = RunFiles(out_dir, config) if processes.is_main else None
-    caster = process_resources(str(cads_json))[1]
-    val_set: list[TrainingImage] = []
-    if processes.is_main and config.val_scenes:
-        # Validation refines every detection from its update start: none starts turned as a hypothesis
-        # example, so the set (and its figures) stays that of a run without them.
-        builder = ImageBuilder(
-            **{**_builder_args(config, cads_json, config.classifier_ratio), "refined_classifier_ratio": 0.0}
+
+class TrainingRun:
+    """One training process's state (module docstring): the network and optimizer, the step and the time
+    trained before this run, the fixed validation set (rank 0), its output files (rank 0), and the meters
+    of the current logging and validation windows. `run()` trains until the stopping rule holds."""
+
+    def __init__(self, config: TrainConfig, out_dir: Path, processes: Processes, cads_json: Path) -> None:
+        self.config, self.out_dir, self.processes = config, out_dir, processes
+        self.device = processes.device
+        torch.manual_seed(config.seed)
+        self.model = MultiSparcNet(config.model).to(self.device)
+        self.optimizer = Lamb(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.step, self.elapsed_before = 0, 0.0
+        self.cads_json = cads_json
+        self.caster = process_resources(str(cads_json))[1]
+        self.files = RunFiles(out_dir, config) if processes.is_main else None
+        self.val_set: list[TrainingImage] = []
+        if processes.is_main and config.val_scenes:
+            # Validation refines every detection from its update start: none starts turned as a hypothesis
+            # example, so the set (and its figures) stays that of a run without them.
+            builder = ImageBuilder(
+                **{**_builder_args(config, cads_json, config.classifier_ratio), "refined_classifier_ratio": 0.0}
+            )
+            self.val_set = validation_images(builder, config.seed, config.val_scenes)
+        self.run_start = time.monotonic()
+        # Training metrics since the last log (TensorBoard) and since the last validation (metrics.jsonl),
+        # with the time spent waiting for the data loader (scenes, box tokens, examples) since the latter.
+        self.log_meter, self.val_meter = Meter(), Meter()
+        self.log_window, self.val_window = _Window(self.run_start, 0), _Window(self.run_start, 0)
+        self.validation: dict[str, float] = {}
+        self.saved_step = self.validated_step = 0
+
+    def restore(self, state: dict) -> None:
+        """Continue from a checkpoint's state: weights, optimizer, RNG states, step and time trained."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        restore_rng_states(state["rng"])
+        self.step, self.elapsed_before = int(state["step"]), float(state["extra"].get("elapsed_s", 0.0))
+        self.saved_step = self.validated_step = self.step
+        log.info("resuming %s at step %d", self.out_dir, self.step)
+
+    def elapsed(self) -> float:
+        """Seconds of training so far, earlier runs of this folder included."""
+        return self.elapsed_before + time.monotonic() - self.run_start
+
+    def finished(self) -> bool:
+        """Whether max_steps or the time budget is reached (agreed between processes)."""
+        config = self.config
+        steps_done = config.max_steps is not None and self.step >= config.max_steps
+        budget_spent = config.time_budget_s is not None and time.monotonic() - self.run_start >= config.time_budget_s
+        return _agree(steps_done or budget_spent, self.processes)
+
+    def run_validation(self) -> None:
+        """Validate, append the record (with the training window's means and timings) and start a new window."""
+        metrics = validate(self.model, self.val_set, self.caster, self.config, self.device)
+        record = {"step": self.step, "elapsed_s": round(self.elapsed(), 2), "time": time.time(), **metrics}
+        record |= {f"train/{name}": value for name, value in self.val_meter.means().items()}
+        record |= self.val_window.shares()
+        self.files.append_metrics(record)
+        self.files.log_scalars(metrics, self.step)
+        log.info("step %d: %s", self.step, ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
+        self.validation, self.validated_step = metrics, self.step
+        self.val_meter, self.val_window = Meter(), _Window(time.monotonic(), 0)
+
+    def save(self) -> None:
+        self.files.save(self.model, self.optimizer, self.step, self.elapsed())
+        self.saved_step = self.step
+
+    def _after_step(self, batch_meter: Meter, progress: tqdm) -> None:
+        """Count the step, then log, validate and checkpoint on their schedules (rank 0)."""
+        config = self.config
+        self.log_meter.merge(batch_meter)
+        self.val_meter.merge(batch_meter)
+        self.step += 1
+        self.log_window.steps += 1
+        self.val_window.steps += 1
+        progress.update(1)
+        if not self.processes.is_main:
+            return
+        if self.step % config.log_every == 0:
+            self.files.log_scalars(_train_scalars(self.log_meter, self.log_window, config.batch_size), self.step)
+            progress.set_postfix(align=f"{self.log_meter.means().get('loss/align', math.nan):.3f}")
+            self.log_meter, self.log_window = Meter(), _Window(time.monotonic(), 0)
+        if self.step % config.val_every == 0 and self.val_set:
+            self.run_validation()
+        if self.step % config.checkpoint_every == 0:
+            self.save()
+
+    def run(self) -> dict[str, float]:
+        """Train until finished; then validate and save the last step (rank 0). Returns the step, the time
+        trained and the last validation's metrics."""
+        config, processes = self.config, self.processes
+        network = DistributedDataParallel(self.model) if processes.distributed else self.model
+        per_rank = config.batch_size // processes.world_size
+        stream = TrainingStream(
+            _builder_args(config, self.cads_json, config.classifier_ratio),
+            config.seed,
+            processes.rank,
+            per_rank,
+            self.step,
         )
-        val_set = validation_images(builder, config.seed, config.val_scenes)
-
-    per_rank = config.batch_size // processes.world_size
-    stream = TrainingStream(
-        _builder_args(config, cads_json, config.classifier_ratio), config.seed, processes.rank, per_rank, step
-    )
-    run_start = time.monotonic()
-    progress = tqdm(
-        total=config.max_steps, initial=step, disable=not processes.is_main, dynamic_ncols=True, desc="train"
-    )
-    # Training metrics since the last log (TensorBoard) and since the last validation (metrics.jsonl).
-    log_meter, val_meter, window = Meter(), Meter(), _Window(time.monotonic(), 0)
-    # Time spent waiting for the data loader (drawing scenes, box tokens, examples) since the last validation.
-    data_time = _Window(time.monotonic(), 0)
-    validation: dict[str, float] = {}
-    saved_step, validated_step = step, step
-
-    def elapsed() -> float:
-        return elapsed_before + time.monotonic() - run_start
-
-    def finished() -> bool:
-        steps_done = config.max_steps is not None and step >= config.max_steps
-        budget_spent = config.time_budget_s is not None and time.monotonic() - run_start >= config.time_budget_s
-        return _agree(steps_done or budget_spent, processes)
-
-    def run_validation() -> dict[str, float]:
-        metrics = validate(model, val_set, caster, config, device)
-        record = {"step": step, "elapsed_s": round(elapsed(), 2), "time": time.time(), **metrics}
-        record |= {f"train/{name}": value for name, value in val_meter.means().items()}
-        record |= data_time.shares()
-        files.append_metrics(record)
-        files.log_scalars(metrics, step)
-        log.info("step %d: %s", step, ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
-        return metrics
-
-    try:
-        if not finished():
-            waiting_since = time.monotonic()
-            for batch_step, images in training_loader(stream, config.num_workers):
-                data_time.data_s += time.monotonic() - waiting_since
-                if batch_step != step:
-                    raise RuntimeError(f"data stream out of order: got step {batch_step}, expected {step}")
-                sources = [image.pixel_source(caster) for image in images]
-                batch_meter = train_batch(network, optimizer, images, sources, config, device)
-                log_meter.merge(batch_meter)
-                val_meter.merge(batch_meter)
-                step += 1
-                window.steps += 1
-                data_time.steps += 1
-                progress.update(1)
-                if processes.is_main and step % config.log_every == 0:
-                    files.log_scalars(_train_scalars(log_meter, window, config.batch_size), step)
-                    progress.set_postfix(align=f"{log_meter.means().get('loss/align', math.nan):.3f}")
-                    log_meter, window = Meter(), _Window(time.monotonic(), 0)
-                if processes.is_main and step % config.val_every == 0 and val_set:
-                    validation, validated_step = run_validation(), step
-                    val_meter, data_time = Meter(), _Window(time.monotonic(), 0)
-                if processes.is_main and step % config.checkpoint_every == 0:
-                    files.save(model, optimizer, step, elapsed())
-                    saved_step = step
-                if finished():
-                    break
+        progress = tqdm(
+            total=config.max_steps, initial=self.step, disable=not processes.is_main, dynamic_ncols=True, desc="train"
+        )
+        try:
+            if not self.finished():
                 waiting_since = time.monotonic()
-        if processes.is_main:
-            if val_set and step != validated_step:
-                validation = run_validation()
-            if step != saved_step or not (out_dir / MODEL_NAME).is_file():
-                files.save(model, optimizer, step, elapsed())
-    finally:
-        progress.close()
-        if files is not None:
-            files.close()
-    _barrier(processes)
-    return {"step": step, "elapsed_s": elapsed(), **validation}
+                for batch_step, images in training_loader(stream, config.num_workers):
+                    self.val_window.data_s += time.monotonic() - waiting_since
+                    if batch_step != self.step:
+                        raise RuntimeError(f"data stream out of order: got step {batch_step}, expected {self.step}")
+                    sources = [image.pixel_source(self.caster) for image in images]
+                    batch_meter = train_batch(network, self.optimizer, images, sources, config, self.device)
+                    self._after_step(batch_meter, progress)
+                    if self.finished():
+                        break
+                    waiting_since = time.monotonic()
+            if processes.is_main:
+                if self.val_set and self.step != self.validated_step:
+                    self.run_validation()
+                if self.step != self.saved_step or not (self.out_dir / MODEL_NAME).is_file():
+                    self.save()
+        finally:
+            progress.close()
+            if self.files is not None:
+                self.files.close()
+        _barrier(processes)
+        return {"step": self.step, "elapsed_s": self.elapsed(), **self.validation}
 
 
 @dataclass
