@@ -30,6 +30,7 @@ from multisparc.geometry import (
     symmetry_rotations,
 )
 from multisparc.model import ModelConfig
+from multisparc.scenes import SceneConfig
 from multisparc.training import data as data_module
 from multisparc.training import trainer as trainer_module
 from multisparc.training.checkpoint import (
@@ -665,3 +666,26 @@ def test_presets_load_and_bad_files_are_named(tmp_path: Path):
     bad.write_text("scenes: {objects: [3, 1]}\n")
     with pytest.raises(ValueError, match=r"bad\.yaml"):
         load_config(bad)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"batch_size": True}, "batch_size must be a positive integer"),
+        ({"val_scenes": -1}, "val_scenes must be a non-negative integer"),
+        ({"lr": float("nan")}, "lr must be a finite number > 0"),
+        ({"classifier_ratio": 1.5}, "classifier_ratio must lie in"),
+        ({"amp": "yes"}, "amp must be true or false"),
+        ({"device": "tpu"}, "device must be one of"),
+        ({"scenes": {"focal_jitter": -0.1}}, "SceneConfig.focal_jitter must be a finite number >= 0"),
+        ({"model": {"n_heads": 0}}, "ModelConfig.n_heads must be a positive integer"),
+    ],
+)
+def test_every_config_names_the_field_it_refuses(tiny: TrainConfig, change: dict, message: str):
+    with pytest.raises(ValueError, match=message):
+        if "model" in change:
+            ModelConfig.from_dict({**tiny.model.to_dict(), **change["model"]})
+        elif "scenes" in change:
+            SceneConfig.from_dict({**tiny.scenes.to_dict(), **change["scenes"]})
+        else:
+            tiny.replace(**change)

@@ -10,6 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from multisparc.config_checks import require_bools, require_choice, require_ints
 from multisparc.inputs import C_INPUT
 
 MODES = ("multi", "single")
@@ -61,26 +62,17 @@ class ModelConfig:
     embedding: Literal["relative", "linear"] = "relative"
 
     def __post_init__(self) -> None:
+        prefix = "ModelConfig."
         positive = ("n_latent", "c_latent", "n_blocks", "n_heads", "cross_heads", "dim_head", "mlp_ratio", "n_mul")
-        for name in positive:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"ModelConfig.{name} must be a positive integer, got {value!r}")
-        if isinstance(self.n_self_attn, bool) or not isinstance(self.n_self_attn, int) or self.n_self_attn < 0:
-            raise ValueError(f"ModelConfig.n_self_attn must be a non-negative integer, got {self.n_self_attn!r}")
-        if isinstance(self.compare_pairs, bool) or not isinstance(self.compare_pairs, int) or self.compare_pairs < 0:
-            raise ValueError(f"ModelConfig.compare_pairs must be a non-negative integer, got {self.compare_pairs!r}")
+        require_ints(self, positive, 1, prefix)
+        require_ints(self, ("n_self_attn", "compare_pairs"), 0, prefix)
         if self.c_input != C_INPUT:
             raise ValueError(
                 f"ModelConfig.c_input must be {C_INPUT} (the token layout of multisparc.inputs), got {self.c_input!r}"
             )
-        if self.mode not in MODES:
-            raise ValueError(f"ModelConfig.mode must be one of {MODES}, got {self.mode!r}")
-        for name in ("joint_encoding", "joint_decoding", "share_block_weights"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"ModelConfig.{name} must be a bool, got {getattr(self, name)!r}")
-        if self.embedding not in EMBEDDINGS:
-            raise ValueError(f"ModelConfig.embedding must be one of {EMBEDDINGS}, got {self.embedding!r}")
+        require_choice(self, "mode", MODES, prefix)
+        require_bools(self, ("joint_encoding", "joint_decoding", "share_block_weights"), prefix)
+        require_choice(self, "embedding", EMBEDDINGS, prefix)
         if self.compare_pairs and self.embedding != "relative":
             raise ValueError("ModelConfig.compare_pairs needs the relative embedding (embedding: relative)")
         if not 0.0 <= self.dropout < 1.0:

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from multisparc.categories import canonical_category
+from multisparc.config_checks import require_fractions, require_ints, require_non_negative, require_positive
 
 # Fields holding a (low, high) range; YAML gives them as lists, stored as tuples.
 _RANGES = ("camera_height", "pitch_deg", "objects", "object_distance", "room_size", "ceiling_height")
@@ -86,21 +87,12 @@ class SceneConfig:
             object.__setattr__(self, "categories", tuple(canonical_category(c) for c in self.categories))
             if not self.categories:
                 raise ValueError("SceneConfig.categories must name at least one class (or be None for all)")
-        positive = (
-            "width",
-            "height",
-            "focal",
-            "max_anisotropy",
-            "placement_tries",
-            "visibility_points",
-            "visibility_fraction_points",
-        )
-        for name in (*positive, "max_attempts", "min_detections"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"SceneConfig.{name} must be positive, got {getattr(self, name)!r}")
-        for name in ("focal_jitter", "principal_jitter", "roll_std_deg", "view_margin", "footprint_margin"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"SceneConfig.{name} must be >= 0, got {getattr(self, name)!r}")
+        prefix = "SceneConfig."
+        integers = ("width", "height", "placement_tries", "visibility_points", "visibility_fraction_points")
+        require_ints(self, (*integers, "max_attempts", "min_detections"), 1, prefix)
+        require_positive(self, ("focal", "max_anisotropy"), prefix)
+        non_negative = ("focal_jitter", "principal_jitter", "roll_std_deg", "view_margin", "footprint_margin")
+        require_non_negative(self, non_negative, prefix)
         if self.max_anisotropy < 1:
             raise ValueError(f"SceneConfig.max_anisotropy must be >= 1, got {self.max_anisotropy!r}")
         if self.objects[0] < 1 or any(int(n) != n for n in self.objects):
@@ -113,10 +105,7 @@ class SceneConfig:
             raise ValueError(f"SceneConfig.pitch_deg must lie in [0, 90), got {self.pitch_deg!r}")
         if self.camera_height[0] <= 0 or self.object_distance[0] <= 0 or self.room_size[0] <= 0:
             raise ValueError("SceneConfig.camera_height, object_distance and room_size must be positive")
-        if not 0 <= self.layout_share <= 1:
-            raise ValueError(f"SceneConfig.layout_share must lie in [0, 1], got {self.layout_share!r}")
-        if not 0 <= self.min_visible_fraction <= 1 or not 0 <= self.max_truncation <= 1:
-            raise ValueError("SceneConfig.min_visible_fraction and max_truncation must lie in [0, 1]")
+        require_fractions(self, ("layout_share", "min_visible_fraction", "max_truncation"), prefix)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (ranges as lists) for YAML/JSON."""

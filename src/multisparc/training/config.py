@@ -18,6 +18,14 @@ from typing import Any
 import yaml
 
 from multisparc.cad.procedural import PROCEDURAL_STYLES
+from multisparc.config_checks import (
+    require_bools,
+    require_choice,
+    require_fractions,
+    require_ints,
+    require_non_negative,
+    require_positive,
+)
 from multisparc.inputs import InputConfig
 from multisparc.model import ModelConfig
 from multisparc.scenes import NOISE_LEVELS, SceneConfig
@@ -101,50 +109,30 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         positive = ("procedural_per_class", "batch_size", "refinement_steps", "n_loss", "val_every")
-        for name in (*positive, "checkpoint_every", "log_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("num_workers", "val_scenes", "seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        require_ints(self, (*positive, "checkpoint_every", "log_every"), 1)
+        require_ints(self, ("num_workers", "val_scenes", "seed"), 0)
         if self.model.compare_pairs not in (0, self.inputs.n_cad):
             raise ValueError(
                 f"model.compare_pairs must be 0 or inputs.n_cad = {self.inputs.n_cad}, got {self.model.compare_pairs}"
             )
         noise_mixture(self.noise)
-        if self.procedural_style not in PROCEDURAL_STYLES:
-            raise ValueError(
-                f"procedural_style must be one of {', '.join(PROCEDURAL_STYLES)}, got {self.procedural_style!r}"
-            )
-        if not 0.0 <= self.classifier_ratio <= 1.0:
-            raise ValueError(f"classifier_ratio must lie in [0, 1], got {self.classifier_ratio!r}")
-        for name in ("near_init_ratio", "refined_classifier_ratio"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)!r}")
-        if not isinstance(self.amp, bool):
-            raise ValueError(f"amp must be true or false, got {self.amp!r}")
-        if not isinstance(self.scoring_pass, bool):
-            raise ValueError(f"scoring_pass must be true or false, got {self.scoring_pass!r}")
-        if self.loss not in POINT_LOSSES:
-            raise ValueError(f"loss must be one of {', '.join(sorted(POINT_LOSSES))}, got {self.loss!r}")
-        if not self.rotation_weight > 0:
-            raise ValueError(f"rotation_weight must be > 0, got {self.rotation_weight!r}")
+        require_choice(self, "procedural_style", PROCEDURAL_STYLES)
+        require_fractions(self, ("classifier_ratio", "near_init_ratio", "refined_classifier_ratio"))
+        require_bools(self, ("amp", "scoring_pass"))
+        require_choice(self, "loss", sorted(POINT_LOSSES))
+        require_positive(self, ("rotation_weight", "lr"))
+        require_non_negative(self, ("weight_decay",))
         if self.rotation_weight != 1.0 and self.loss != "disentangled":
             raise ValueError(
                 f"rotation_weight {self.rotation_weight} weighs a part of loss: disentangled, not {self.loss!r}"
             )
-        if not self.lr > 0 or not self.weight_decay >= 0:
-            raise ValueError(f"lr must be > 0 and weight_decay >= 0, got {self.lr!r} and {self.weight_decay!r}")
         if self.max_steps is None and self.time_budget_s is None:
             raise ValueError("set max_steps or time_budget_s (or both): a run needs a stopping rule")
-        if self.max_steps is not None and (not isinstance(self.max_steps, int) or self.max_steps < 0):
-            raise ValueError(f"max_steps must be a non-negative integer or null, got {self.max_steps!r}")
-        if self.time_budget_s is not None and not self.time_budget_s > 0:
-            raise ValueError(f"time_budget_s must be positive or null, got {self.time_budget_s!r}")
-        if self.device not in DEVICES:
-            raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if self.max_steps is not None:
+            require_ints(self, ("max_steps",), 0)
+        if self.time_budget_s is not None:
+            require_positive(self, ("time_budget_s",))
+        require_choice(self, "device", DEVICES)
 
     def to_dict(self) -> dict[str, Any]:
         """Nested plain dict (the YAML layout)."""
