@@ -317,6 +317,12 @@ def test_realistic_depth_error_grows_with_distance() -> None:
     assert spread[4.0] > 1.5 * spread[1.5]
 
 
+def noise_holes(level: str, seed: int) -> np.ndarray:
+    """(H * W,) bool: the pixels of the level's mask holes for the noise seed."""
+    pixels = np.stack(np.meshgrid(np.arange(WIDTH), np.arange(HEIGHT)), axis=-1).reshape(-1, 2)
+    return PerceptionNoise(level).mask_holes(pixels, seed)
+
+
 def test_noise_levels_order_and_mask_holes(scenes: list[SyntheticScene], sampler: SceneSampler) -> None:
     scene = scenes[1]
     clean = render_scene_frame(scene, sampler.caster, PerceptionNoise("clean"))
@@ -325,8 +331,12 @@ def test_noise_levels_order_and_mask_holes(scenes: list[SyntheticScene], sampler
         frame = render_scene_frame(scene, sampler.caster, PerceptionNoise(level))
         both = (frame.depth > 0) & (clean.depth > 0)
         errors[level] = np.median(np.abs(frame.depth - clean.depth)[both])
-        holes = (frame.instance == -1).mean()
-        assert holes == pytest.approx(NOISE_LEVELS[level].mask_holes, abs=0.6 * NOISE_LEVELS[level].mask_holes)
+        # The frame's holes are the hole field's; over 16 seeds that field leaves out the level's share of
+        # the pixels within a quarter of it (a smooth field's variance differs a little from seed to seed).
+        np.testing.assert_array_equal(frame.instance.reshape(-1) == -1, noise_holes(level, scene.noise_seed))
+        shares = [noise_holes(level, seed).mean() for seed in range(16)]
+        assert np.mean(shares) == pytest.approx(NOISE_LEVELS[level].mask_holes, rel=0.25)
+        assert np.std(shares) < 0.15 * NOISE_LEVELS[level].mask_holes
         for obj in scene.detected:
             noisy_mask, true_mask = frame.instance == obj.instance_id, clean.instance == obj.instance_id
             iou = (noisy_mask & true_mask).sum() / (noisy_mask | true_mask).sum()
