@@ -92,6 +92,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="instance accuracy the full pipeline should reach on a set, reported as met or missed",
     )
     ablation.add_argument("--title", default="Test-time stages: the ablation", help="the section's title")
+    ablation.add_argument(
+        "--about", default=None, help="what the rows are (default: the test-time stages and the ICP baseline)"
+    )
     model = sub.add_parser("model", help="parameters and FLOPs per forward pass of the presets' networks")
     model.add_argument("--presets", nargs="+", default=["paper", "gpu", "cpu", "tiny"], help="training presets")
     model.add_argument("--markdown", type=Path, default=None, help="write the results into this file")
@@ -320,6 +323,13 @@ def _starts(args: argparse.Namespace) -> int:
     return 0
 
 
+STAGES_ABOUT = (
+    "multisparc is the full pipeline, multisparc-paper the paper's; +start, +mask, +verify and +fit add one stage "
+    "to the paper's (+fit: the verification and the depth fit); the full pipeline is +fit with the depth masks "
+    "and the depth-only fits."
+)
+
+
 def _ablation(args: argparse.Namespace) -> int:
     from multisparc.benchmarks.ablation import SetResults, ablation_table
     from multisparc.benchmarks.report import section, update_markdown
@@ -337,9 +347,10 @@ def _ablation(args: argparse.Namespace) -> int:
         f"Per-scene accuracy ({', '.join(presets)} preset) of each method on each set: instance accuracy, class "
         "mean (both %) and time per image (ms, alignment without file I/O), from the results tables of the "
         "sets below (`multisparc evaluate`, folders " + ", ".join(f"`{folder}`" for folder in args.results)
-        + "). multisparc is the full pipeline, multisparc-paper the paper's; +start, +mask, +verify and +fit "
-        "add one stage to the paper's (+fit: the verification and the depth fit); the full pipeline is "
-        "+fit with the depth masks and the depth-only fits.\n\n" + ablation_table(sets, targets)
+        + "). "
+        + (args.about or STAGES_ABOUT)
+        + "\n\n"
+        + ablation_table(sets, targets)
     )
     print(body)
     if args.markdown is not None:
