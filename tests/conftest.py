@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -38,3 +39,15 @@ def cads(tmp_path_factory: pytest.TempPathFactory) -> CadIndex:
 def scene(cads: CadIndex) -> SceneBundle:
     """The rendered chair scene (modules with scenes of their own define their own `scene`)."""
     return chair_scene(cads)
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two clean 480 x 360 scene bundles written by `multisparc synth` (scene_00000: a table and a chair;
+    scene_00001: a bin and a bed), with their cads/cads.json."""
+    from multisparc import cli
+
+    out = tmp_path_factory.mktemp("synth")
+    argv = ["synth", "--scenes", "2", "--out", str(out), "--noise", "clean", "--objects", "2", "2", "--preview", "0"]
+    assert cli.main(argv) == 0
+    return out

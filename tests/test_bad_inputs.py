@@ -27,23 +27,6 @@ from multisparc.training.checkpoint import export_model
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module", autouse=True)
-def sample_cache(tmp_path_factory: pytest.TempPathFactory):
-    """CAD samples of the commands go to a temporary cache, not the user's."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MULTISPARC_CACHE", str(tmp_path_factory.mktemp("cache")))
-        yield
-
-
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two clean scene bundles (scene_00000: a table and a chair; scene_00001: a bin and a bed) and cads/."""
-    out = tmp_path_factory.mktemp("synth")
-    argv = ["synth", "--scenes", "2", "--out", str(out), "--noise", "clean", "--objects", "2", "2", "--preview", "0"]
-    assert cli.main(argv) == 0
-    return out
-
-
 def _tiny_model() -> MultiSparcNet:
     torch.manual_seed(0)
     return MultiSparcNet(ModelConfig(n_latent=4, c_latent=16, n_blocks=1, n_self_attn=1, n_heads=2, dim_head=8))

@@ -25,23 +25,6 @@ from multisparc.datasets.rgbd import scale_intrinsics
 WIDTH, HEIGHT = 480, 360
 
 
-@pytest.fixture(scope="module", autouse=True)
-def sample_cache(tmp_path_factory: pytest.TempPathFactory):
-    """CAD samples of the commands go to a temporary cache, not the user's."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MULTISPARC_CACHE", str(tmp_path_factory.mktemp("cache")))
-        yield
-
-
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two clean 480 x 360 scene bundles of two objects each, and their cads/cads.json."""
-    out = tmp_path_factory.mktemp("synth")
-    argv = ["synth", "--scenes", "2", "--out", str(out), "--noise", "clean", "--objects", "2", "2", "--preview", "0"]
-    assert cli.main(argv) == 0
-    return out
-
-
 def cads_json(synth: Path) -> Path:
     return synth / "cads" / "cads.json"
 

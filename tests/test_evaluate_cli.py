@@ -50,14 +50,6 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def sample_cache(tmp_path_factory: pytest.TempPathFactory):
-    """CAD samples of the commands go to a temporary cache, not the user's."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MULTISPARC_CACHE", str(tmp_path_factory.mktemp("cache")))
-        yield
-
-
 @pytest.fixture(scope="module")
 def cads_json(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("cads")
