@@ -24,7 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="run folder")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     parser.add_argument(
-        "--init-from", type=Path, metavar="MODEL", help="start a new run from the weights of this model.pt"
+        "--init-from",
+        type=Path,
+        metavar="MODEL",
+        help="start a new run from the weights of this model.pt (or of a run's checkpoint.pt)",
     )
     parser.add_argument("--max-steps", type=int, help="stop after this many steps (batches)")
     parser.add_argument("--time-budget", type=float, metavar="S", help="stop after S seconds of this run")

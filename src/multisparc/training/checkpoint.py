@@ -166,3 +166,15 @@ def load_model_file(path: Path, map_location="cpu") -> dict:
                 f"{', ...' if len(broken) > 3 else ''}): the training run that wrote it diverged"
             )
     return data
+
+
+def load_network_weights(path: Path) -> tuple[dict, dict]:
+    """(model_config dict, state_dict) of a `model.pt` or of a run's `checkpoint.pt`, so that a new run
+    may start from any checkpoint a run has kept, not only from its exported model."""
+    data = _load(path, "cpu")
+    if data.get("format") == MODEL_FORMAT:
+        data = load_model_file(path)
+        return data["model_config"], data["state_dict"]
+    if {"step", "config", "model"} <= data.keys() and isinstance(data["config"], dict) and "model" in data["config"]:
+        return data["config"]["model"], data["model"]
+    raise CheckpointError(f"{path}: neither a multisparc model file nor a training checkpoint")

@@ -56,7 +56,7 @@ from multisparc.render import RayCaster
 from multisparc.training.checkpoint import (
     export_model,
     load_checkpoint,
-    load_model_file,
+    load_network_weights,
     restore_rng_states,
     save_checkpoint,
 )
@@ -520,15 +520,15 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False, init_from: P
 
 
 def _initial_weights(config: TrainConfig, path: Path) -> dict[str, Tensor]:
-    """The state dict of the model file at `path`, checked to fit config.model. A network without
-    compared pairs may start one with them (`with_compare_pairs`): the rest of it is the same network."""
-    data = load_model_file(path)
-    saved = ModelConfig.from_dict(data["model_config"])
+    """The state dict of the model file or run checkpoint at `path`, checked to fit config.model. A network
+    without compared pairs may start one with them (`with_compare_pairs`): the rest of it is the same network."""
+    model_config, weights = load_network_weights(path)
+    saved = ModelConfig.from_dict(model_config)
     if saved == config.model:
-        return data["state_dict"]
+        return weights
     if saved.compare_pairs == 0 and replace(saved, compare_pairs=config.model.compare_pairs) == config.model:
         log.info("%s: adding the compared-pair features (zero weights) to its embedding", path)
-        return with_compare_pairs(data["state_dict"], config.model.compare_pairs)
+        return with_compare_pairs(weights, config.model.compare_pairs)
     raise ValueError(f"{path}: its network differs from the config's model section; cannot start from it")
 
 
