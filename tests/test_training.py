@@ -516,9 +516,18 @@ def test_a_new_run_can_start_from_a_model_file(tmp_path: Path, tiny: TrainConfig
     started = load_model_file(tmp_path / "second" / "model.pt")["state_dict"]
     for name, tensor in weights.items():
         assert torch.equal(tensor, started[name]), name
+    # The run's checkpoint.pt holds the same weights and may be started from as well.
+    third = train(config.replace(max_steps=0), tmp_path / "third", init_from=first / "checkpoint.pt")
+    assert third["step"] == 0
+    from_checkpoint = load_model_file(tmp_path / "third" / "model.pt")["state_dict"]
+    for name, tensor in weights.items():
+        assert torch.equal(tensor, from_checkpoint[name]), name
     other = config.replace(model=replace(config.model, n_latent=config.model.n_latent + 1))
     with pytest.raises(ValueError, match="its network differs"):
-        train(other, tmp_path / "third", init_from=first / "model.pt")
+        train(other, tmp_path / "fourth", init_from=first / "model.pt")
+    torch.save({"weights": {}}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="neither a multisparc model file nor a training checkpoint"):
+        train(config.replace(max_steps=0), tmp_path / "fifth", init_from=tmp_path / "other.pt")
 
 
 @pytest.mark.slow
