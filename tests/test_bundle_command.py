@@ -293,7 +293,7 @@ BAD_INPUTS = {
         "is the camera of a 640 x 480 image",
     ),
     "K-json-without-K": (lambda f: _write_intrinsics(f, json.dumps({"f": 440}), "cam.json"), "with fx, fy, cx, cy"),
-    "detection-without-cad": (lambda f: _edit_boxes(f, lambda box: box.pop("cad")), "--choose-cad"),
+    "detection-of-an-empty-cad": (lambda f: _edit_boxes(f, lambda box: box.update(cad=" ")), "cad must be a CAD id"),
     "detection-of-an-unknown-cad": (lambda f: _edit_boxes(f, lambda box: box.update(cad="nope")), "not a CAD id"),
     "detection-of-another-class-than-its-cad": (
         lambda f: _edit_boxes(f, lambda box: box.update(category="bathtub" if box["category"] != "bathtub" else "bed")),

@@ -2,7 +2,7 @@
 
 multisparc align BUNDLE... --cads cads.json --checkpoint model.pt --out DIR [--device cpu]
                  [--mode joint|single] [--sequential] [--seed S] [--no-overlay]
-                 [--detections per_frame_preds.json [--image-key KEY]]
+                 [--detections per_frame_preds.json [--image-key KEY]] [--choose-cad K [--choose-cad-all]]
 
 Each BUNDLE is a scene bundle directory (it holds camera.json) or a directory of scene bundles.
 For every scene it writes
@@ -22,6 +22,14 @@ CADs, whose ids `<synset>_<model id>` (from ROCA's [synset, model id]) must be i
 image of a bundle is the key given by --image-key (one BUNDLE only), else the key written in the
 bundle's `roca_key` file, else the key whose `<scene>_<frame>` is the bundle's name (bundle
 scene0011_00_000100 for "scene0011_00/color/000100.jpg").
+
+--choose-cad K: a detection may give a category only (no "cad"); its CAD is chosen among the models of its
+class in cads.json: all of them when the class has at most K, else the K whose proportions best match the
+detection's observed depth points. Each candidate is aligned (K passes of the pipeline, all objects of the
+image jointly in each) and the one whose pose scores highest (learned score fused with the geometric
+verification) is kept; predictions.json names it in "cad" and lists every candidate with its scores in
+"cad_choice" (`multisparc.inference.cad_choice`). Detections that name a CAD keep it, unless --choose-cad-all.
+Without --choose-cad, a detection without "cad" is an error.
 """
 
 from __future__ import annotations
@@ -67,6 +75,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--image-key", default=None, help="with --detections: the image's key in that file")
     parser.add_argument("--strict", action="store_true", help="stop at the first scene that fails")
+    parser.add_argument(
+        "--choose-cad", type=int, default=None, metavar="K",
+        help="choose the CAD of detections without one among K models of their class (all when it has fewer)",
+    )
+    parser.add_argument(
+        "--choose-cad-all", action="store_true", help="with --choose-cad: choose also for detections that name a CAD"
+    )
 
 
 def find_scenes(paths: list[Path]) -> list[Path]:
@@ -124,6 +139,10 @@ def run(args: argparse.Namespace) -> int:
         if args.image_key is not None and len(scenes) != 1:
             raise ValueError(f"--image-key names one image, but {len(scenes)} scene bundles were given")
         roca = RocaDetectionSource(args.detections, args.image_key)
+    if args.choose_cad is not None and args.choose_cad < 1:
+        raise ValueError(f"--choose-cad takes a positive number of candidate CADs, got {args.choose_cad}")
+    if args.choose_cad_all and args.choose_cad is None:
+        raise ValueError("--choose-cad-all needs --choose-cad K")
     prepare_output_dir(args.out)
     cads = CadIndex.load(args.cads)
     model, input_config = load_checkpoint(args.checkpoint, args.device)
@@ -167,14 +186,21 @@ def align_scene(
     from multisparc.datasets.outputs import clear_outputs
     from multisparc.inference import render_overlay
 
-    bundle = read_bundle(scene, with_detections=roca is None)
+    bundle = read_bundle(scene, with_detections=roca is None, require_cad=args.choose_cad is None)
     source = {"file": str(scene / "detections.json")}
     if roca is not None:
         camera = bundle.observation.camera
         key, detections = roca.detections(scene, camera.height, camera.width)
         bundle = replace(bundle, detections=detections)
         source = {"file": str(roca.path), "image_key": key}
-    result = aligner.align(bundle.observation, bundle.detections, scene_dir=scene)
+    if args.choose_cad is None:
+        result = aligner.align(bundle.observation, bundle.detections, scene_dir=scene)
+    else:
+        from multisparc.inference.cad_choice import choose_cads
+
+        result = choose_cads(
+            aligner, bundle.observation, bundle.detections, args.choose_cad, args.choose_cad_all, source["file"], scene
+        )
     result.require_finite(scene)
     out = args.out / scene.name
     out.mkdir(parents=True, exist_ok=True)

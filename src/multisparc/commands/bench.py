@@ -30,6 +30,12 @@ multisparc bench ablation --results OUT... [--markdown BENCHMARKS.md [--section 
 multisparc bench model [--presets paper gpu cpu tiny] [--markdown BENCHMARKS.md]
     parameters and FLOPs per forward pass of each training preset's network.
 
+multisparc bench choose-cad [--scenes 20] [--k 10] [--per-class 16] [--sweethome3d DIR] [--work DIR]
+                            [--checkpoint model.pt] [--markdown BENCHMARKS.md]
+    detections without CAD ids, the CAD chosen among K of its class (`align --choose-cad K`), against the
+    same clean scenes aligned with the true CADs: accuracy, how often the true CAD is chosen, time per object
+    (`multisparc.benchmarks.choose_cad`).
+
 multisparc bench training --run runs/cpu [--command "..."] [--plot PNG] [--markdown BENCHMARKS.md]
     the learning curve of a training run from its metrics.jsonl: validation accuracy against training
     time as a PNG and a table, with the command that trained it.
@@ -98,6 +104,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model = sub.add_parser("model", help="parameters and FLOPs per forward pass of the presets' networks")
     model.add_argument("--presets", nargs="+", default=["paper", "gpu", "cpu", "tiny"], help="training presets")
     model.add_argument("--markdown", type=Path, default=None, help="write the results into this file")
+    choose = sub.add_parser("choose-cad", help="choosing the CAD among K of the class against the true CAD")
+    choose.add_argument("--scenes", type=int, default=20, help="scenes per set")
+    choose.add_argument("--k", type=int, default=10, help="candidate CADs per detection")
+    choose.add_argument("--per-class", type=int, default=16, help="procedural models per class in the library")
+    choose.add_argument("--sets", nargs="+", default=["procedural", "sweethome3d"], help="procedural, sweethome3d")
+    choose.add_argument("--sweethome3d", type=Path, default=None, help="the SweetHome3D catalogue folder")
+    choose.add_argument("--work", type=Path, default=None, help="keep scenes and predictions here (default: temporary)")
+    choose.add_argument("--checkpoint", type=Path, default=None, help="model file (default: the shipped network)")
+    choose.add_argument("--markdown", type=Path, default=None, help="write the results into this file")
+    choose.add_argument("--seed", type=int, default=0, help="scene seed")
     training = sub.add_parser("training", help="learning curve of a training run (metrics.jsonl)")
     training.add_argument("--run", type=Path, required=True, help="the run folder (holds metrics.jsonl)")
     training.add_argument(
@@ -397,9 +413,34 @@ def _model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _choose_cad(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from multisparc.benchmarks.choose_cad import choose_cad_section, make_scenes, run_set
+    from multisparc.benchmarks.report import update_markdown
+    from multisparc.inference import Aligner, load_checkpoint, shipped_checkpoint
+
+    if args.scenes < 1 or args.k < 1 or args.per_class < 1:
+        raise ValueError("--scenes, --k and --per-class must be at least 1")
+    checkpoint = args.checkpoint or shipped_checkpoint()
+    model, inputs = load_checkpoint(checkpoint)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.work or Path(tmp)
+        for name in args.sets:
+            scenes, library = make_scenes(work, name, args.per_class, args.sweethome3d, args.scenes, args.seed)
+            rows += run_set(Aligner(model, inputs, library, seed=args.seed), name, scenes, args.k, work / name)
+    body = choose_cad_section(rows, checkpoint.name, args.scenes, args.k, args.per_class)
+    print(body)
+    if args.markdown is not None:
+        update_markdown(args.markdown, "choose-cad", body)
+        print(f"wrote the results into {args.markdown}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     commands = {
         "data": _data, "speed": _speed, "stages": _stages, "starts": _starts, "ablation": _ablation,
-        "training": _training, "model": _model,
+        "training": _training, "model": _model, "choose-cad": _choose_cad,
     }
     return commands[args.benchmark](args)

@@ -14,7 +14,8 @@ K is a 3x3 or 4x4 text matrix (ScanNet's intrinsic_color.txt), or a JSON with "K
 "fx", "fy", "cx", "cy"; --fov DEG is the horizontal field of view with the principal point at the centre.
 
 DETS is a JSON list [{"bbox": [x1, y1, x2, y2], "category": "chair", "cad": "<id in cads.json>", "score":
-0.9 (optional), "mask": "mask.png" or a COCO RLE (optional)}] in the colour image's pixels.
+0.9 (optional), "mask": "mask.png" or a COCO RLE (optional)}] in the colour image's pixels; without "cad" the
+detection gives its category only, and `multisparc align --choose-cad K` chooses its CAD.
 
 BUNDLE (a new or empty folder) gets image.png, camera.json, depth.npy (metres), normals.npy (fitted to the
 depth, camera frame) and detections.json, at the depth's resolution (or --size WxH: ROCA works at

@@ -7,6 +7,7 @@ Layout (docs/CONVENTIONS.md)::
     <scene>/depth.npy          float32 H x W z-depth in metres, 0 = unknown  (or depth.png: uint16 mm)
     <scene>/normals.npy        float32 H x W x 3, camera frame, facing the camera
     <scene>/detections.json    [{"id", "category", "bbox", "score", "cad", "mask" (optional: PNG path or COCO RLE)}]
+                               ("cad" may be absent or null when the CAD is to be chosen: `inference.cad_choice`)
     <scene>/gt.json            [{"id", "category", "cad", "t", "q", "s", "sym"}]  (optional)
 
 Readers validate everything and raise `BundleError` naming the file and the problem; inputs that are
@@ -81,12 +82,13 @@ class Observation:
 
 @dataclass
 class Detection:
-    """One 2D detection with its retrieved CAD. bbox [x1, y1, x2, y2] pixels; mask (H, W) bool or None."""
+    """One 2D detection with its retrieved CAD. bbox [x1, y1, x2, y2] pixels; mask (H, W) bool or None;
+    cad None: a category only, the CAD to be chosen from the library (`inference.cad_choice`)."""
 
     id: int
     category: str
     bbox: np.ndarray
-    cad: str
+    cad: str | None
     score: float = 1.0
     mask: np.ndarray | None = None
 
@@ -297,16 +299,19 @@ def read_mask(source: Path | Mapping[str, Any], height: int, width: int, named_i
     return mask
 
 
-def read_detections(path: Path, height: int, width: int) -> list[Detection]:
+def read_detections(path: Path, height: int, width: int, require_cad: bool = True) -> list[Detection]:
     """Read and validate `detections.json`; a "mask" is a PNG path relative to the scene directory or a COCO
-    RLE object (compressed string or list counts, column-major as COCO)."""
+    RLE object (compressed string or list counts, column-major as COCO).
+
+    require_cad=False reads a detection without "cad" (or with null) as a category only (`Detection.cad`
+    None); with True such a detection is an error that says how to have its CAD chosen."""
     records = _read_json(path)
     if not isinstance(records, list):
         raise BundleError(path, "expected a JSON list of detections")
     detections, seen = [], set()
     for index, record in enumerate(records):
         where = f"detection #{index}"
-        _require(path, where, record, ("id", "category", "bbox", "cad"))
+        _require(path, where, record, ("id", "category", "bbox"))
         det_id = _integer(path, f"{where} id", record["id"])
         if det_id in seen:
             raise BundleError(path, f"{where}: duplicate id {det_id}")
@@ -315,8 +320,14 @@ def read_detections(path: Path, height: int, width: int) -> list[Detection]:
         bbox = _vector(path, f"{where} bbox", record["bbox"], 4)
         if bbox[2] <= bbox[0] or bbox[3] <= bbox[1]:
             raise BundleError(path, f"{where}: empty box {bbox.tolist()} (need x2 > x1, y2 > y1)")
-        cad = record["cad"]
-        if not isinstance(cad, str) or not cad.strip():
+        cad = record.get("cad")
+        if cad is None and require_cad:
+            raise BundleError(
+                path,
+                f"{where}: no cad; give it the id of a CAD of cads.json, or align with `multisparc align "
+                "--choose-cad K` to choose one of its category's CADs",
+            )
+        if cad is not None and (not isinstance(cad, str) or not cad.strip()):
             raise BundleError(path, f"{where}: cad must be a CAD id of cads.json, got {cad!r}")
         mask = None
         value = record.get("mask")
@@ -385,11 +396,12 @@ def read_poses(path: Path) -> list[ObjectPose]:
     return poses
 
 
-def read_bundle(scene_dir: Path | str, with_detections: bool = True) -> SceneBundle:
+def read_bundle(scene_dir: Path | str, with_detections: bool = True, require_cad: bool = True) -> SceneBundle:
     """Read a scene bundle directory; every problem raises BundleError naming the file.
 
     `with_detections=False` neither reads nor needs `detections.json` (detections come from elsewhere);
-    the bundle's detections are then empty."""
+    the bundle's detections are then empty. `require_cad=False` accepts detections without a CAD
+    (`read_detections`)."""
     scene_dir = Path(scene_dir)
     if not scene_dir.is_dir():
         raise BundleError(scene_dir, "scene bundle directory not found")
@@ -410,7 +422,7 @@ def read_bundle(scene_dir: Path | str, with_detections: bool = True) -> SceneBun
     return SceneBundle(
         name=scene_dir.name,
         observation=observation,
-        detections=read_detections(scene_dir / "detections.json", camera.height, camera.width)
+        detections=read_detections(scene_dir / "detections.json", camera.height, camera.width, require_cad)
         if with_detections
         else [],
         gt=read_poses(gt_path) if gt_path.is_file() else None,
@@ -493,8 +505,9 @@ def write_bundle(scene_dir: Path | str, bundle: SceneBundle) -> Path:
             "category": det.category,
             "bbox": [float(v) for v in det.bbox],
             "score": float(det.score),
-            "cad": det.cad,
         }
+        if det.cad is not None:
+            record["cad"] = det.cad
         if det.mask is not None:
             mask_rel = f"masks/{det.id}.png"
             (scene_dir / "masks").mkdir(exist_ok=True)

@@ -11,7 +11,8 @@ the file (or the option) and what is wrong, in one line:
   whose "up" and "cam_to_world" are kept) or with "fx", "fy", "cx", "cy"; or a horizontal field of view.
 - detections: a JSON list of `{"bbox": [x1, y1, x2, y2], "category", "cad", "score" (optional), "id"
   (optional), "mask" (optional: a PNG path relative to the JSON file, or a COCO RLE)}` in the colour
-  image's pixels. The bundle format needs a CAD id of the CAD index for every detection.
+  image's pixels. A "cad" must be a CAD id of the CAD index, of the detection's class; a detection without one
+  gives its category only (its class must have a model in the index), for `multisparc align --choose-cad K`.
 
 Registration: the depth must be registered to the colour camera (the same viewpoint and orientation, as
 ScanNet's frames and RealSense's or Kinect's aligned depth are); only the intrinsics may differ. The bundle
@@ -381,14 +382,17 @@ def read_box_detections(path: Path, width: int, height: int, cads: CadIndex) -> 
     return detections
 
 
-def _detection_cad(path: Path, where: str, cad: Any, category: str, cads: CadIndex) -> str:
-    """The detection's CAD id, which the bundle format requires: one of `cads`, of the detection's class."""
-    if cad is None or (isinstance(cad, str) and not cad.strip()):
-        raise BundleError(
-            path,
-            f'{where}: no "cad": every detection of a scene bundle names a CAD model of {cads.source} (choosing '
-            "one for you is left to a later --choose-cad)",
-        )
+def _detection_cad(path: Path, where: str, cad: Any, category: str, cads: CadIndex) -> str | None:
+    """The detection's CAD id, one of `cads` of the detection's class; None for a detection without "cad" (a
+    category only, whose CAD `multisparc align --choose-cad` chooses among the class's models of `cads`)."""
+    if cad is None:
+        if not cads.ids_of(category):
+            raise BundleError(
+                path, f'{where}: no "cad", and {cads.source} holds no CAD of category {category!r} to choose from'
+            )
+        return None
+    if isinstance(cad, str) and not cad.strip():
+        raise BundleError(path, f"{where}: cad must be a CAD id of {cads.source}, got {cad!r}")
     if not isinstance(cad, str) or cad not in cads:
         raise BundleError(path, f"{where}: cad {cad!r} is not a CAD id of {cads.source}")
     if cads[cad].category != category:

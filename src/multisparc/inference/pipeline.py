@@ -158,6 +158,11 @@ class Aligner:
         timer = StageTimer(self.device)
         _require_depth_and_normals(observation, None if scene_dir is None else Path(scene_dir))
         for det in detections:
+            if det.cad is None:
+                raise ValueError(
+                    f"detection {det.id} ({det.category}) names no CAD: have one chosen with "
+                    "`inference.cad_choice.choose_cads` (`multisparc align --choose-cad K`)"
+                )
             if det.cad not in self.cads:
                 raise UnknownCadId(
                     self.cads.source, f"detection {det.id} asks for CAD {det.cad!r}, which this CAD index does not hold"
