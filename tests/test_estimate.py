@@ -165,6 +165,25 @@ def test_without_exif_the_default_field_of_view_and_fov_overrides_exif(tmp_path:
     assert photo_intrinsics(exif, 64, 48, fov_deg=90.0).K[0, 0] == pytest.approx(32.0)
 
 
+def test_a_photo_held_upright_is_turned_as_viewers_show_it(weights: Path, tmp_path: Path) -> None:
+    # Stored 64 x 48 with orientation 6 (turn 90 deg clockwise to view): the bundle is the 48 x 64 upright view.
+    path = photo(tmp_path / "portrait.jpg", 64, 48, exif={FOCAL_LENGTH_35MM: 28})
+    with Image.open(path) as image:
+        stored = np.asarray(image)
+        tags = image.getexif()
+    tags[0x0112] = 6
+    Image.fromarray(stored).save(path, exif=tags, quality=100)
+    upright = np.asarray(Image.open(path).transpose(Image.Transpose.ROTATE_270))
+    assert upright.shape == (64, 48, 3)
+    out = tmp_path / "out"
+    assert estimate(path, "--out", out, "--weights", weights) == 0
+    obs = read_bundle(out / "portrait", with_detections=False).observation
+    assert obs.image.shape == (64, 48, 3) and obs.depth.shape == (64, 48)
+    np.testing.assert_array_equal(obs.image, upright)
+    # The focal length in pixels is the stored image's (the diagonal is the same); the centre is the upright's.
+    np.testing.assert_allclose(obs.camera.K, [[51.772, 0, 23.5], [0, 51.772, 31.5], [0, 0, 1]], atol=1e-3)
+
+
 # The command ---------------------------------------------------------------------------------------------
 
 
@@ -314,7 +333,17 @@ def test_detections_take_one_photo_and_their_cads(weights: Path, tmp_path: Path,
     cads.write_text("{}")
     assert estimate(a, b, "--out", tmp_path / "out", "--weights", weights, "--detections", boxes, "--cads", cads) == 2
     assert "one photo" in one_line_error(capsys)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"bbox": [1, 1, 9, 9], "category": "chair", "cad": "sofa9"}]))
+    cads = tmp_path / "chair" / "cads.json"
+    cads.parent.mkdir()
+    cads.write_text(json.dumps({"chair0": {"path": "chair.ply", "category": "chair", "sym": "none"}}))
+    Path(cads.parent / "chair.ply").write_text("ply\n")  # never loaded: the index is only read
+    assert estimate(a, "--out", tmp_path / "out", "--weights", weights, "--detections", bad, "--cads", cads) == 2
+    err = one_line_error(capsys)
+    assert str(bad) in err and "sofa9" in err
     same = tmp_path / "other"
     same.mkdir()
     assert estimate(a, photo(same / "a.png"), "--out", tmp_path / "out", "--weights", weights) == 2
     assert "rename one" in one_line_error(capsys)
+    assert not (tmp_path / "out").exists()

@@ -7,8 +7,8 @@ For each photo, DIR/<photo name>/ becomes a scene bundle: image.png, camera.json
 focal length, 35 mm equivalent or focal length with the sensor's pixel pitch, else a 60 deg horizontal
 field of view; --fov DEG overrides both), depth.npy (z-depth in metres predicted by a monocular metric
 depth network), normals.npy (fitted to that depth, camera frame) and detections.json: the boxes of
---detections (one photo; in its pixels, each with a CAD of --cads), or none. With boxes it is ready for
-`multisparc align`; without, make it one with
+--detections (one photo; in its pixels as viewers show it, each with a CAD of --cads), or none. With boxes
+it is ready for `multisparc align`; without, make it one with
 
   multisparc bundle --image DIR/NAME/image.png --depth DIR/NAME/depth.npy --intrinsics DIR/NAME/camera.json
                     --detections boxes.json --cads cads.json --out BUNDLE
@@ -118,8 +118,12 @@ def run(args: argparse.Namespace) -> int:
     cads = None
     if args.cads is not None:
         from multisparc.cad import CadIndex
+        from multisparc.datasets.rgbd import read_box_detections
+        from multisparc.estimate.intrinsics import upright_photo
 
         cads = CadIndex.load(args.cads)
+        height, width = upright_photo(args.images[0]).shape[:2]
+        read_box_detections(args.detections, width, height, cads)  # bad boxes are refused before the network loads
     device = args.device
     if device is None:
         import torch

@@ -14,8 +14,9 @@ Square pixels and the principal point at the image centre ((W - 1) / 2, (H - 1) 
    (0xA002) when the photo was resized after the camera wrote the tags.
 4. Neither: DEFAULT_FOV_DEG horizontal.
 
-The tags describe the pixels as stored; a photo with an EXIF orientation other than 1 is used as stored
-(viewers turn it, the depth network and the bundle do not), which leaves a square-pixel K unchanged.
+The tags describe the pixels as stored. A photo with an EXIF orientation (a phone held upright) is used
+turned as viewers show it (`upright_photo`): the depth network expects the floor at the bottom. Its focal
+length in pixels is the stored image's (pixels are square), and K is built on the turned image's size.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ DEFAULT_FOV_DEG = 60.0
 FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)
 
 EXIF_IFD = 0x8769
+EXIF_ORIENTATION = 0x0112
+#: EXIF orientations that turn the image by 90 degrees (its width and height swap).
+QUARTER_TURNS = (5, 6, 7, 8)
 FOCAL_LENGTH = 0x920A
 FOCAL_LENGTH_35MM = 0xA405
 FOCAL_PLANE_X_RESOLUTION = 0xA20E
@@ -105,12 +109,28 @@ def focal_from_exif(tags: dict[int, object], width: int, height: int) -> tuple[f
     return None
 
 
+def upright_photo(path: Path) -> np.ndarray:
+    """The photo (H, W, 3) uint8 RGB turned as its EXIF orientation asks (as viewers show it)."""
+    from PIL import ImageOps
+
+    from multisparc.datasets.bundle import BundleError
+
+    try:
+        with Image.open(path) as image:
+            return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+    except (OSError, ValueError, SyntaxError) as err:
+        raise BundleError(path, f"not a readable image ({err})") from None
+
+
 def photo_intrinsics(path: Path, width: int, height: int, fov_deg: float | None = None) -> PhotoIntrinsics:
-    """K (3, 3) pixels of the width x height photo at `path` (module docstring): from `fov_deg` (horizontal
-    degrees) when given, else from its EXIF focal length, else DEFAULT_FOV_DEG."""
+    """K (3, 3) pixels of the photo at `path` turned upright (`upright_photo`), width x height (module
+    docstring): from `fov_deg` (horizontal degrees) when given, else from its EXIF focal length, else
+    DEFAULT_FOV_DEG."""
     if fov_deg is not None:
         return PhotoIntrinsics(fov_intrinsics(fov_deg, width, height), f"--fov {fov_deg:g} deg horizontal")
-    found = focal_from_exif(read_exif_tags(path), width, height)
+    tags = read_exif_tags(path)
+    turned = tags.get(EXIF_ORIENTATION) in QUARTER_TURNS
+    found = focal_from_exif(tags, *((height, width) if turned else (width, height)))  # the stored pixels
     if found is not None:
         focal, source = found
         fov = math.degrees(2 * math.atan(width / 2 / focal))

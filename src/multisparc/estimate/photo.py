@@ -6,7 +6,8 @@ and the normals fitted to it, and the detections when given.
 Sizes: the bundle has the photo's size, or, when its longer side exceeds `max_side`, the photo scaled down
 uniformly to that (K scaled as `datasets.rgbd.scale_intrinsics`, boxes with it): the network sees about
 518 pixels on the shorter side, so larger depth maps add interpolation, not detail, and cost memory
-(depth and normals take 16 bytes a pixel). Detections are read in the photo's own pixels.
+(depth and normals take 16 bytes a pixel). The photo is turned upright as its EXIF orientation asks;
+detections are read in the pixels of that upright photo, as viewers show it.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from multisparc.datasets.bundle import Camera, Observation, SceneBundle, read_image
+from multisparc.datasets.bundle import Camera, Observation, SceneBundle
 from multisparc.datasets.normals import normals_from_depth
 from multisparc.datasets.rgbd import read_box_detections, resize_detections, scale_intrinsics
-from multisparc.estimate.intrinsics import PhotoIntrinsics, photo_intrinsics
+from multisparc.estimate.intrinsics import PhotoIntrinsics, photo_intrinsics, upright_photo
 
 if TYPE_CHECKING:
     from multisparc.cad import CadIndex
@@ -49,11 +50,11 @@ def photo_bundle(
     detections: Path | None = None,
     cads: CadIndex | None = None,
 ) -> tuple[SceneBundle, PhotoIntrinsics]:
-    """The scene bundle `name` of `photo` (module docstring) and the photo's intrinsics at its own size:
+    """The scene bundle `name` of `photo` (module docstring) and the upright photo's intrinsics at its size:
     image (H, W, 3) uint8, camera K (3, 3) pixels, depth (H, W) metres predicted by `model`, normals (H, W, 3)
     camera frame facing the camera, and the detections of the boxes JSON `detections` (photo pixels; their
     CADs from `cads`) or none. BundleError naming the file when the photo or the boxes are unusable."""
-    image = read_image(photo)
+    image = upright_photo(photo)
     size = (image.shape[1], image.shape[0])
     intrinsics = photo_intrinsics(photo, *size, fov_deg=fov_deg)
     boxes = [] if detections is None else read_box_detections(detections, *size, cads)
