@@ -14,6 +14,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "cads": ("cads", "build, inspect and picture CAD libraries (cads.json)"),
     "synth": ("synth", "sample synthetic scenes and write them as scene bundles"),
     "bundle": ("bundle", "make a scene bundle of one RGB-D frame (image, depth, intrinsics, boxes)"),
+    "convert": ("convert", "convert released datasets (ScanNet + Scan2CAD + ShapeNet) into scene bundles"),
     "estimate": ("estimate", "depth, normals and intrinsics of photos (a monocular depth network): scene bundles"),
     "train": ("train", "train Multi-SPARC-Net on synthetic scenes rendered on the fly"),
     "align": ("align", "align CAD models to scene bundles with a trained network"),

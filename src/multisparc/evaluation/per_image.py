@@ -212,7 +212,11 @@ def assess_frame(
         raise ValueError(f"frame {frame.name}: no sensor depth; the per-image occlusion filter needs depth.npy")
     if np.shape(frame.depth) != (frame.height, frame.width):
         raise ValueError(f"frame {frame.name}: depth is {np.shape(frame.depth)}, expected {frame.height, frame.width}")
-    ground_truth = [WorldObject.from_pose(pose, source=frame.name) for pose in frame.ground_truth]
+    # With their CADs' box centres: the scan2cad preset compares translations with the centre offset.
+    ground_truth = [
+        WorldObject.from_pose(pose, centre=cads.centre(pose.cad) if pose.cad in cads else None, source=frame.name)
+        for pose in frame.ground_truth
+    ]
     predictions = [WorldObject.from_pose(pose, source=frame.name) for pose in frame.predictions]
     symmetries = symmetry_table([ground_truth]) if symmetries is None else symmetries
 

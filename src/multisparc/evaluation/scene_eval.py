@@ -24,6 +24,9 @@ from multisparc.evaluation.accuracy import ClassCounts
 from multisparc.evaluation.matching import WorldObject, aligned_pairs, greedy_match, nms_3d, symmetry_table
 from multisparc.evaluation.presets import BENCHMARK_CLASSES, OTHER, EvalPreset
 
+#: Optional bundle file: every ground-truth object of the bundle's scene, in the bundle's camera frame.
+SCENE_GT_FILE = "scene_gt.json"
+
 Status = Literal["evaluated", "other_class", "below_threshold", "suppressed", "over_cap"]
 ScenePredictions = Mapping[str, Sequence[WorldObject]] | Iterable[tuple[str, Sequence[WorldObject]]]
 
@@ -266,13 +269,17 @@ def ground_truth_from_bundles(
     """World-frame ground truth per scene from frames' `gt.json` (camera frame).
 
     The `id` of a gt.json object names it within its scene, so an object seen in several frames is taken
-    once, from the first frame that has it. Bundles without gt.json contribute no objects.
-    Arguments as in `predictions_from_bundles`.
+    once, from the first frame that has it. A bundle's optional `scene_gt.json` (same format) holds every
+    object of its scene, seen in the frame or not (`multisparc convert scannet` writes it, as Table 1 counts
+    every annotated object of a scan); it is read instead of gt.json. Bundles without either contribute no
+    objects. Arguments as in `predictions_from_bundles`.
     """
     scenes: dict[str, dict[int, WorldObject]] = {}
     for scene_dir in map(Path, scene_dirs):
         objects = scenes.setdefault(_scene_of(scene_dir, scene_of), {})
-        gt_path = scene_dir / "gt.json"
+        gt_path = scene_dir / SCENE_GT_FILE
+        if not gt_path.is_file():
+            gt_path = scene_dir / "gt.json"
         if not gt_path.is_file():
             continue
         cam_to_world = _cam_to_world(scene_dir)
