@@ -203,8 +203,11 @@ def scan2cad_record(scan: str, objects: list[TruthObject]) -> dict:
             {
                 "catid_cad": obj.synset,
                 "id_cad": obj.model,
-                "trs": {"translation": (R_scan @ obj.t + SCAN_TRS_SHIFT).tolist(), "rotation": quaternion(R),
-                        "scale": obj.s.tolist()},
+                "trs": {
+                    "translation": (R_scan @ obj.t + SCAN_TRS_SHIFT).tolist(),
+                    "rotation": quaternion(R),
+                    "scale": obj.s.tolist(),
+                },
                 "sym": SYM_TAGS[obj.sym],
                 "bbox": (obj.mesh.extents / 2).tolist(),
                 "center": obj.centre.tolist(),

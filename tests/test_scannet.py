@@ -158,8 +158,16 @@ def test_fit_intrinsics_scales_a_full_size_calibration_and_refuses_others() -> N
 
 def pose_record(obj_id: int, category: str, cad: str, R: np.ndarray, t: np.ndarray, s: np.ndarray, score: float):
     q = matrix_to_quat(torch.as_tensor(R, dtype=torch.float64)).tolist()
-    return {"id": obj_id, "category": category, "cad": cad, "t": t.tolist(), "q": q, "s": s.tolist(),
-            "score": score, "detection_score": score}
+    return {
+        "id": obj_id,
+        "category": category,
+        "cad": cad,
+        "t": t.tolist(),
+        "q": q,
+        "s": s.tolist(),
+        "score": score,
+        "detection_score": score,
+    }
 
 
 def hand_predictions(tree: Tree, folder: Path) -> Path:
@@ -171,11 +179,15 @@ def hand_predictions(tree: Tree, folder: Path) -> Path:
     A, B, D, E = (tree.object(label) for label in "ABDE")
     turn = np.array([[math.cos(0.52), -math.sin(0.52), 0], [math.sin(0.52), math.cos(0.52), 0], [0, 0, 1]])
     frames = {
-        0: [(A, "chair", A.cad, A.R, A.t + np.array([0.05, 0, 0]), A.s, 0.95),
+        0: [
+            (A, "chair", A.cad, A.R, A.t + np.array([0.05, 0, 0]), A.s, 0.95),
             (E, "chair", A.cad, A.R, E.t, A.s, 0.7),
-            (D, "cabinet", D.cad, turn @ D.R, D.t, D.s, 0.85)],
-        1: [(A, "chair", A.cad, A.R, A.t + np.array([0, 0.03, 0]), A.s, 0.8),
-            (B, "table", B.cad, B.R, B.t + np.array([0, 0, 0.02]), B.s, 0.9)],
+            (D, "cabinet", D.cad, turn @ D.R, D.t, D.s, 0.85),
+        ],
+        1: [
+            (A, "chair", A.cad, A.R, A.t + np.array([0, 0.03, 0]), A.s, 0.8),
+            (B, "table", B.cad, B.R, B.t + np.array([0, 0, 0.02]), B.s, 0.9),
+        ],
     }
     for number, predictions in frames.items():
         R_cw, c = poses[number][:3, :3], poses[number][:3, 3]

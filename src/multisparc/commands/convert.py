@@ -40,30 +40,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    scannet.add_argument("--scannet", type=Path, required=True, help="folder of scan folders (<scannet>/<scan id>/)")
-    scannet.add_argument("--scan2cad", type=Path, required=True, help="Scan2CAD's full_annotations.json")
-    scannet.add_argument("--shapenet", type=Path, required=True, help="ShapeNetCore v2 folder (<synset>/<id>/models/)")
-    scannet.add_argument("--out", type=Path, required=True, help="output folder of scene bundles and cads.json")
+    scannet.add_argument(
+        "--scannet", type=Path, required=True, metavar="DIR", help="folder of scan folders (<scannet>/<scan id>/)"
+    )
+    scannet.add_argument(
+        "--scan2cad", type=Path, required=True, metavar="FILE", help="Scan2CAD's full_annotations.json"
+    )
+    scannet.add_argument(
+        "--shapenet", type=Path, required=True, metavar="DIR", help="ShapeNetCore v2 folder (<synset>/<id>/models/)"
+    )
+    scannet.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="output folder of scene bundles and cads.json"
+    )
     which = scannet.add_mutually_exclusive_group()
     which.add_argument(
-        "--scenes", help="scan ids, comma-separated, or a text file with one per line (default: every scan folder "
-        "of --scannet that Scan2CAD annotates)"
+        "--scenes",
+        metavar="LIST",
+        help="scan ids, comma-separated, or a text file with one per line (default: every scan folder "
+        "of --scannet that Scan2CAD annotates)",
     )
     which.add_argument(
         "--split",
+        metavar="SPLIT",
         help="train or val: the scans of ScanNet's scannetv2_<split>.txt (looked for in --scannet and its parent; "
         "or give the file's path) that Scan2CAD annotates",
     )
     scannet.add_argument(
-        "--every", type=int, default=1, help="keep the frames whose number is a multiple of N (default 1: all; "
-        "100 gives scannet_frames_25k's frames from a SensReader export)"
+        "--every",
+        type=int,
+        default=1,
+        metavar="N",
+        help="keep the frames whose number is a multiple of N (default 1: all; "
+        "100 gives scannet_frames_25k's frames from a SensReader export)",
     )
     scannet.add_argument(
         "--size", type=parse_size, default=(480, 360), metavar="WxH", help="bundle image size (default 480x360, ROCA's)"
     )
     scannet.add_argument(
-        "--oracle-detections", action="store_true", help="write detections.json from the ground truth (boxes, masks, "
-        "annotated CADs) to measure alignment apart from detection"
+        "--oracle-detections",
+        action="store_true",
+        help="write detections.json from the ground truth (boxes, masks, "
+        "annotated CADs) to measure alignment apart from detection",
     )
     scannet.add_argument("--strict", action="store_true", help="a CAD missing from --shapenet is an error")
 
@@ -141,7 +158,10 @@ def run(args: argparse.Namespace) -> int:
         shown = ", ".join(sorted(counts.missing_cads)[:5])
         log.warning(
             "%d CAD(s) missing from %s (e.g. %s): their %d object(s) are left out of the ground truth",
-            len(counts.missing_cads), args.shapenet, shown, counts.missing_objects,
+            len(counts.missing_cads),
+            args.shapenet,
+            shown,
+            counts.missing_objects,
         )
     per_frame = f", {1000 * seconds / counts.written:.0f} ms per frame" if counts.written else ""
     print(f"{len(scans)} scan(s): {counts.summary()}{per_frame}")
