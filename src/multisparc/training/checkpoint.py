@@ -147,7 +147,11 @@ def export_model(path: Path, model: torch.nn.Module, model_config: dict, input_c
 
 def load_model_file(path: Path, map_location="cpu") -> dict:
     """The dict of a `model.pt` (keys model_config, input_config, state_dict), checked for its format."""
-    data = _load(path, map_location)
+    return _checked_model(_load(path, map_location), path)
+
+
+def _checked_model(data: dict, path: Path) -> dict:
+    """`data`, the dict loaded from the model file `path`, after the checks of `load_model_file`."""
     if data.get("format") != MODEL_FORMAT:
         raise CheckpointError(f"{path}: not a multisparc model file (format {data.get('format')!r})")
     if data.get("version") != MODEL_FORMAT_VERSION:
@@ -173,7 +177,7 @@ def load_network_weights(path: Path) -> tuple[dict, dict]:
     may start from any checkpoint a run has kept, not only from its exported model."""
     data = _load(path, "cpu")
     if data.get("format") == MODEL_FORMAT:
-        data = load_model_file(path)
+        data = _checked_model(data, path)
         return data["model_config"], data["state_dict"]
     if {"step", "config", "model"} <= data.keys() and isinstance(data["config"], dict) and "model" in data["config"]:
         return data["config"]["model"], data["model"]
