@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 from dataclasses import replace
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +59,7 @@ from multisparc.training.losses import (
 from multisparc.training.trainer import (
     ObjectTargets,
     hypothesis_starts,
+    learning_rate,
     predict,
     train,
     train_batch,
@@ -474,7 +476,8 @@ def _run(config: TrainConfig, out: Path, resume: bool = False) -> dict:
 
 @pytest.mark.slow
 def test_resume_after_a_stop_continues_exactly(tmp_path: Path, tiny: TrainConfig):
-    config = tiny.replace(val_scenes=1, val_every=2, checkpoint_every=2)
+    # The decaying learning rate must resume where it was too: it is a function of the step.
+    config = tiny.replace(val_scenes=1, val_every=2, checkpoint_every=2, lr_final=tiny.lr / 10, lr_decay_steps=3)
     straight = _run(config.replace(max_steps=4), tmp_path / "straight")
     _run(config.replace(max_steps=2), tmp_path / "stopped")
     with pytest.raises(ValueError, match="exists: pass --resume"):
@@ -490,11 +493,26 @@ def test_resume_after_a_stop_continues_exactly(tmp_path: Path, tiny: TrainConfig
     assert [record["step"] for record in records] == [2, 4]
     assert {"val/align_acc_initial", "val/align_acc_refined", "val/cls_acc", "elapsed_s"} <= records[-1].keys()
     assert records[-1]["val/align_acc_refined"] == pytest.approx(straight["val/align_acc_refined"])
+    assert records[-1]["train/lr"] == pytest.approx(config.lr_final)
+    assert b["optimizer"]["param_groups"][0]["lr"] == pytest.approx(config.lr_final)
     shipped = load_model_file(tmp_path / "stopped" / "model.pt")
     assert shipped["model_config"] == config.model.to_dict() and shipped["input_config"] == config.inputs.to_dict()
     assert (tmp_path / "stopped" / "model.pt").stat().st_size < (tmp_path / "stopped" / "checkpoint.pt").stat().st_size
     with pytest.raises(ValueError, match="other settings of lr"):
         _run(config.replace(max_steps=6, lr=0.01), tmp_path / "stopped", resume=True)
+
+
+def test_the_learning_rate_falls_along_a_half_cosine_then_stays(tiny: TrainConfig):
+    constant = tiny.replace(lr=1e-3)
+    assert [learning_rate(constant, step) for step in (0, 10, 10**6)] == [1e-3, 1e-3, 1e-3]
+    decay = constant.replace(lr_final=1e-4, lr_decay_steps=100)
+    rates = [learning_rate(decay, step) for step in (0, 50, 100, 1000)]
+    assert rates == pytest.approx([1e-3, 5.5e-4, 1e-4, 1e-4])
+    assert all(a > b for a, b in pairwise(learning_rate(decay, step) for step in range(101)))
+    with pytest.raises(ValueError, match="set both lr_final and lr_decay_steps"):
+        constant.replace(lr_final=1e-4)
+    with pytest.raises(ValueError, match="lr_decay_steps must be a positive integer"):
+        constant.replace(lr_final=1e-4, lr_decay_steps=0)
 
 
 def test_a_run_without_tensorboard_still_writes_its_metrics(tmp_path: Path, tiny: TrainConfig, monkeypatch):

@@ -55,6 +55,9 @@ class TrainConfig:
     batch_size: images per optimisation step over all processes (the paper: 20); with `torchrun` each
         of the world_size processes takes batch_size / world_size of them.
     lr, weight_decay: of the LAMB optimizer (paper: lr 1e-3).
+    lr_final, lr_decay_steps: when both are set, the learning rate falls from lr to lr_final along a
+        half cosine over the run's first lr_decay_steps steps and stays at lr_final after them (paper: a
+        constant lr; `learning_rate`).
     refinement_steps: forward passes per batch, each starting from the previous (detached) prediction
         and each followed by an optimizer step (paper: 3).
     n_loss: CAD points of the alignment loss (paper: 1000). classifier_ratio: share of objects that are
@@ -88,6 +91,8 @@ class TrainConfig:
     batch_size: int = 20
     lr: float = 1e-3
     weight_decay: float = 0.0
+    lr_final: float | None = None
+    lr_decay_steps: int | None = None
     refinement_steps: int = 3
     n_loss: int = 1000
     classifier_ratio: float = 0.25
@@ -126,6 +131,11 @@ class TrainConfig:
             raise ValueError(
                 f"rotation_weight {self.rotation_weight} weighs a part of loss: disentangled, not {self.loss!r}"
             )
+        if (self.lr_final is None) != (self.lr_decay_steps is None):
+            raise ValueError("set both lr_final and lr_decay_steps (a decay needs an end and a length), or neither")
+        if self.lr_final is not None:
+            require_positive(self, ("lr_final",))
+            require_ints(self, ("lr_decay_steps",), 1)
         if self.max_steps is None and self.time_budget_s is None:
             raise ValueError("set max_steps or time_budget_s (or both): a run needs a stopping rule")
         if self.max_steps is not None:

@@ -605,6 +605,7 @@ class TrainingRun:
         metrics = validate(self.model, self.val_set, self.caster, self.config, self.device)
         record = {"step": self.step, "elapsed_s": round(self.elapsed(), 2), "time": time.time(), **metrics}
         record |= {f"train/{name}": value for name, value in self.val_meter.means().items()}
+        record["train/lr"] = learning_rate(self.config, self.step - 1)
         record |= self.val_window.shares()
         self.files.append_metrics(record)
         self.files.log_scalars(metrics, self.step)
@@ -660,6 +661,8 @@ class TrainingRun:
                     if batch_step != self.step:
                         raise RuntimeError(f"data stream out of order: got step {batch_step}, expected {self.step}")
                     sources = [image.pixel_source(self.caster) for image in images]
+                    for group in self.optimizer.param_groups:
+                        group["lr"] = learning_rate(config, self.step)
                     batch_meter = train_batch(network, self.optimizer, images, sources, config, self.device)
                     self._after_step(batch_meter, progress)
                     if self.finished():
@@ -676,6 +679,16 @@ class TrainingRun:
                 self.files.close()
         _barrier(processes)
         return {"step": self.step, "elapsed_s": self.elapsed(), **self.validation}
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """The learning rate of the batch at `step` (0-based, counted over the whole run, resumes included):
+    config.lr, or with lr_final and lr_decay_steps set, a half cosine from lr at step 0 down to lr_final at
+    lr_decay_steps and lr_final after it."""
+    if config.lr_decay_steps is None:
+        return config.lr
+    progress = min(step / config.lr_decay_steps, 1.0)
+    return config.lr_final + 0.5 * (config.lr - config.lr_final) * (1.0 + math.cos(math.pi * progress))
 
 
 @dataclass
