@@ -200,6 +200,26 @@ def test_depth_mask_keeps_the_chair_and_drops_floor_and_wall(scene) -> None:
     assert iou > 0.8 and iou > box_iou + 0.15, (iou, box_iou)
 
 
+def test_depth_mask_reads_the_front_outside_an_occluding_detection() -> None:
+    """A cabinet 3 m away, a nearer detected bookshelf reaching into its box: the occluder's pixels are the
+    fullest depth bin of the box, yet the mask keeps the cabinet's pixels and none of the bookshelf's."""
+    depth = np.full((120, 160), 5.0, dtype=np.float32)  # the wall
+    rows = np.arange(40, 90)[:, None]
+    depth[40:90, 40:100] = 3.0 + 0.3 * (rows - 40) / 50  # the cabinet, leaning back over 6 bins
+    depth[20:110, 90:150] = 1.2  # the bookshelf in front
+    K = np.array([[100.0, 0.0, 80.0], [0.0, 100.0, 60.0], [0.0, 0.0, 1.0]])
+    observation = Observation(np.zeros((120, 160, 3), np.uint8), Camera(K, 160, 120), depth)
+    cabinet = Detection(1, "cabinet", np.array([30.0, 30.0, 110.0, 100.0]), "c")
+    bookshelf = Detection(2, "bookshelf", np.array([90.0, 20.0, 150.0, 110.0]), "b")
+    cabinet_pixels = np.zeros_like(depth, dtype=bool)
+    cabinet_pixels[40:90, 40:90] = True
+    alone = depth_mask(observation, cabinet, UP)
+    assert (alone & (depth == 1.2)).sum() > (alone & cabinet_pixels).sum()  # the occluder taken as the front
+    mask = depth_mask(observation, cabinet, UP, [bookshelf])
+    assert not (mask & (depth == 1.2)).any()
+    assert (mask == cabinet_pixels).all()
+
+
 @pytest.mark.slow
 def test_stage_times_split_a_pipeline_by_stage(scene, cads) -> None:
     torch.manual_seed(0)

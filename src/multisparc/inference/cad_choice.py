@@ -93,7 +93,7 @@ def candidates(
         if up is None:
             up = gravity_up(observation, aligner.initialisation).up
         if det.mask is None:  # the prior reads the object's points, not the box's background
-            det = replace(det, mask=depth_mask(observation, det, up))
+            det = replace(det, mask=depth_mask(observation, det, up, [o for o in detections if o is not det]))
         points = observed_points(observation, [det], aligner.stages.icp, aligner.seed)[0]
         ranked.append(rank_cads(points, up, cads, ids)[:k])
     return ranked

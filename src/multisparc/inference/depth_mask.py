@@ -7,6 +7,10 @@ frame, metres:
 - depth window: the valid depths of the box in 5 cm bins; the nearest bin holding at least
   `_MODE_SHARE` of the fullest one is the object's front; pixels from `_FRONT_MARGIN` before it to the
   class's typical horizontal diagonal behind it are kept (the wall behind the object falls out);
+- other detections: the front is read from the pixels of the box outside the image's other boxes when
+  they are at least `_OWN_SHARE` of its valid pixels. An object in front of this one, reaching into its
+  box, is another detection, and its pixels there would otherwise be taken for this object's front (the
+  window then drops them, since they lie before the front);
 - floor: when the lowest kept pixels face up (normal within `_FLOOR_CONE_DEG` of gravity up), the
   up-facing pixels within `_FLOOR_BAND` of them are dropped (a table top or a seat faces up too, but it
   is not the lowest surface in its box).
@@ -18,6 +22,7 @@ detector's mask would.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -30,13 +35,17 @@ _MODE_SHARE = 0.25
 _FRONT_MARGIN = 0.1
 _FLOOR_CONE_DEG = 20.0
 _FLOOR_BAND = 0.05
+_OWN_SHARE = 0.2
 # Fewer kept pixels than this share of the box's valid ones and the box itself is returned.
 _MIN_KEPT_SHARE = 0.05
 
 
-def depth_mask(observation: Observation, detection: Detection, up: np.ndarray) -> np.ndarray:
+def depth_mask(
+    observation: Observation, detection: Detection, up: np.ndarray, others: Sequence[Detection] = ()
+) -> np.ndarray:
     """(H, W) bool mask of the detection's likely pixels (module docstring); the box's valid pixels when
-    the depth tells nothing. up (3,) gravity in the camera frame. Needs the observation's depth."""
+    the depth tells nothing. up (3,) gravity in the camera frame; others: the image's other detections.
+    Needs the observation's depth."""
     depth = np.asarray(observation.depth, dtype=np.float64)
     height, width = depth.shape
     rows, cols = box_pixel_ranges(detection.bbox)
@@ -46,7 +55,8 @@ def depth_mask(observation: Observation, detection: Detection, up: np.ndarray) -
     if not valid.any():
         mask[rows, cols] = True
         return mask
-    values = region[valid]
+    own = valid & ~_inside_boxes(others, rows, cols, region.shape)
+    values = region[own] if own.sum() >= _OWN_SHARE * valid.sum() else region[valid]
     edges = np.arange(values.min(), values.max() + 2 * _BIN, _BIN)
     counts, _ = np.histogram(values, bins=edges)
     front = edges[np.flatnonzero(counts >= _MODE_SHARE * counts.max())[0]]
@@ -69,3 +79,18 @@ def depth_mask(observation: Observation, detection: Detection, up: np.ndarray) -
         keep = valid
     mask[rows, cols] = keep
     return mask
+
+
+def _inside_boxes(
+    detections: Sequence[Detection], rows: slice, cols: slice, shape: tuple[int, int]
+) -> np.ndarray:
+    """shape (h, w) bool over the pixel block starting at (rows.start, cols.start): the pixels inside any
+    of the detections' boxes."""
+    inside = np.zeros(shape, dtype=bool)
+    for other in detections:
+        other_rows, other_cols = box_pixel_ranges(other.bbox)
+        top, bottom = max(other_rows.start, rows.start), min(other_rows.stop, rows.stop)
+        left, right = max(other_cols.start, cols.start), min(other_cols.stop, cols.stop)
+        if top < bottom and left < right:
+            inside[top - rows.start : bottom - rows.start, left - cols.start : right - cols.start] = True
+    return inside

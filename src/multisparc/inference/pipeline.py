@@ -174,7 +174,10 @@ class Aligner:
             with timer.stage("depth mask"):
                 up = gravity_up(observation, self.initialisation).up
                 kept = [
-                    det if det.mask is not None else replace(det, mask=depth_mask(observation, det, up)) for det in kept
+                    det
+                    if det.mask is not None
+                    else replace(det, mask=depth_mask(observation, det, up, [o for o in kept if o is not det]))
+                    for det in kept
                 ]
         with timer.stage("initialisation"):
             init = initial_poses(observation, kept, self.cads, self.initialisation)
