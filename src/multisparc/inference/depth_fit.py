@@ -183,7 +183,9 @@ class SurfaceSamples:
         self.points = points * scale
         normals = normals / scale  # the inverse transpose of the scaling keeps normals normal
         self.normals = normals / np.linalg.norm(normals, axis=1, keepdims=True)
-        self.tree = cKDTree(self.points)
+        # A tree per scale and few queries each: the unbalanced, uncompacted tree builds in about half
+        # the time and answers these queries as fast.
+        self.tree = cKDTree(self.points, balanced_tree=False, compact_nodes=False)
 
     def pairs(
         self, observed: np.ndarray, R: np.ndarray, t: np.ndarray
