@@ -32,7 +32,7 @@ from multisparc.cad import CadIndex
 from multisparc.datasets.bundle import BundleError, Detection, Observation
 from multisparc.geometry import Pose
 from multisparc.inference.cad_prior import rank_cads
-from multisparc.inference.depth_mask import depth_mask
+from multisparc.inference.depth_mask import with_depth_masks
 from multisparc.inference.initialisation import gravity_up
 from multisparc.inference.pipeline import Aligner, clip_detections
 from multisparc.inference.result import AlignmentResult, SkippedDetection
@@ -79,8 +79,8 @@ def candidates(
     Raises BundleError naming `detections_file` (else the CAD index) for a class without a model in `cads`.
     """
     ranked: list[list[tuple[str, float | None]]] = []
-    up = None
-    for det in detections:
+    up, masked = None, None
+    for n, det in enumerate(detections):
         ids = cads.ids_of(det.category)
         if not ids:
             where = detections_file if detections_file is not None else cads.source
@@ -90,11 +90,10 @@ def candidates(
         if len(ids) <= k:
             ranked.append([(cad_id, None) for cad_id in ids])
             continue
-        if up is None:
+        if masked is None:  # the prior reads the objects' points, not the boxes' background
             up = gravity_up(observation, aligner.initialisation).up
-        if det.mask is None:  # the prior reads the object's points, not the box's background
-            det = replace(det, mask=depth_mask(observation, det, up, [o for o in detections if o is not det]))
-        points = observed_points(observation, [det], aligner.stages.icp, aligner.seed)[0]
+            masked = with_depth_masks(observation, detections, up)
+        points = observed_points(observation, [masked[n]], aligner.stages.icp, aligner.seed)[0]
         ranked.append(rank_cads(points, up, cads, ids)[:k])
     return ranked
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -79,6 +80,17 @@ def depth_mask(
         keep = valid
     mask[rows, cols] = keep
     return mask
+
+
+def with_depth_masks(observation: Observation, detections: Sequence[Detection], up: np.ndarray) -> list[Detection]:
+    """The detections, each without a mask given one read from the depth (`depth_mask`, the others of the
+    image as its `others`); up (3,) gravity in the camera frame."""
+    return [
+        det
+        if det.mask is not None
+        else replace(det, mask=depth_mask(observation, det, up, [other for other in detections if other is not det]))
+        for det in detections
+    ]
 
 
 def _inside_boxes(

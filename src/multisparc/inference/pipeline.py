@@ -45,7 +45,7 @@ from multisparc.datasets.bundle import BundleError, Detection, Observation, Scen
 from multisparc.datasets.pixels import ImagePixelSource, PixelSource
 from multisparc.geometry import Pose, apply_update, clip_box
 from multisparc.inference.checkpoint import load_checkpoint
-from multisparc.inference.depth_mask import depth_mask
+from multisparc.inference.depth_mask import with_depth_masks
 from multisparc.inference.initialisation import Initialisation, InitialisationConfig, gravity_up, initial_poses
 from multisparc.inference.observed_start import observed_start
 from multisparc.inference.result import AlignmentResult, SkippedDetection
@@ -173,12 +173,7 @@ class Aligner:
         if stages.depth_mask and any(unmasked):
             with timer.stage("depth mask"):
                 up = gravity_up(observation, self.initialisation).up
-                kept = [
-                    det
-                    if det.mask is not None
-                    else replace(det, mask=depth_mask(observation, det, up, [o for o in kept if o is not det]))
-                    for det in kept
-                ]
+                kept = with_depth_masks(observation, kept, up)
         with timer.stage("initialisation"):
             init = initial_poses(observation, kept, self.cads, self.initialisation)
             points, normals = self._cad_samples(kept)

@@ -49,8 +49,9 @@ from multisparc.inference.depth_fit import (
 from multisparc.inference.verification import geometric_score
 
 # The stages' ICP: the baseline's with a looser convergence test (1 mm, 1 mrad), one round of scale and ICP
-# for the depth-only fits, and half the observed points (500) and CAD samples (2000): on the first 40 scenes
-# of eight benchmark sets, accuracy within their noise (a mean 0.3 points lower) in two thirds of the time.
+# for the depth-only fits, and half the observed points (500) and CAD samples (2000), for speed: the depth
+# fits dominate the full pipeline's time (BENCHMARKS.md, `bench stages`), and its accuracy rows there were
+# made with these settings.
 STAGE_ICP = IcpConfig(tolerance=1e-3, rounds=1, max_points=500, model_points=2000)
 
 

@@ -605,7 +605,7 @@ class TrainingRun:
         metrics = validate(self.model, self.val_set, self.caster, self.config, self.device)
         record = {"step": self.step, "elapsed_s": round(self.elapsed(), 2), "time": time.time(), **metrics}
         record |= {f"train/{name}": value for name, value in self.val_meter.means().items()}
-        record["train/lr"] = learning_rate(self.config, self.step - 1)
+        record["train/lr"] = self.optimizer.param_groups[0]["lr"]  # that of the last step
         record |= self.val_window.shares()
         self.files.append_metrics(record)
         self.files.log_scalars(metrics, self.step)
