@@ -81,19 +81,28 @@ def test_icp_recovers_the_rendered_chair_from_the_initialisations(scene, cads) -
     assert scores[wrong].max() < pose.score - 0.3
 
 
-def test_icp_pulls_a_perturbed_pose_onto_the_depth(scene, cads) -> None:
-    config = IcpConfig()
+@pytest.mark.parametrize("lookup", ["kdtree", "grid"])
+def test_icp_pulls_perturbed_poses_onto_the_depth(scene, cads, lookup: str) -> None:
+    config = IcpConfig(lookup=lookup)
     gt = scene.gt[0]
     R_gt = quat_to_matrix(torch.as_tensor(gt.q)).numpy()
     points, source = detection_points(scene.observation, scene.detections[0], config, np.random.default_rng(0))
     assert source == "mask" and len(points) == config.max_points
-    cad_points, cad_normals = cads.points("chair0", config.model_points)
-    model = SurfaceSamples(np.asarray(cad_points, np.float64), np.asarray(cad_normals, np.float64), gt.s)
-    R = rotation_about(UP, math.radians(12.0)) @ R_gt
-    t = gt.t + np.array([0.08, 0.0, -0.06])
-    R_fit, t_fit = icp(points, model, R, t, gt.s * cads.centre("chair0"), UP, config)
-    yaw_error = math.degrees(float(rotation_error(torch.from_numpy(R_fit), torch.from_numpy(R_gt), "none")))
-    assert np.linalg.norm(t_fit - gt.t) < 0.01 and yaw_error < 1.0
+    cad_points, cad_normals = (np.asarray(a, np.float64) for a in cads.points("chair0", config.model_points))
+    grid = cads.nearest_samples("chair0", config.model_points) if lookup == "grid" else None
+    model = SurfaceSamples(cad_points, cad_normals, gt.s, grid)
+    # Two perturbed starts fitted at once, and the first alone: the batch changes nothing.
+    R = np.stack([rotation_about(UP, math.radians(angle)) @ R_gt for angle in (12.0, -9.0)])
+    t = gt.t + np.array([[0.08, 0.0, -0.06], [-0.05, 0.0, 0.07]])
+    offset = np.tile(gt.s * cads.centre("chair0"), (2, 1))
+    R_fit, t_fit = icp(points, [model, model], R, t, offset, UP, config)
+    R_one, t_one = icp(points, [model], R[:1], t[:1], offset[:1], UP, config)
+    np.testing.assert_allclose(R_one[0], R_fit[0], atol=1e-12)
+    np.testing.assert_allclose(t_one[0], t_fit[0], atol=1e-12)
+    for R_h, t_h in zip(R_fit, t_fit, strict=True):
+        yaw_error = math.degrees(float(rotation_error(torch.from_numpy(R_h), torch.from_numpy(R_gt), "none")))
+        assert np.linalg.norm(t_h - gt.t) < 0.01 and yaw_error < 1.0
+    R, t = R[0], t[0]
     tau = config.inlier_distance
     assert fit_score(points, model, R_gt, gt.t, tau) > 0.85 > 0.5 > fit_score(points, model, R, t, tau)
     # No point within tau gives 0.
@@ -213,9 +222,11 @@ class PreferThird(MultiSparcNet):
 
 def test_methods_are_the_table_rows() -> None:
     assert list(METHODS) == [
-        "multisparc", "multisparc-paper", "+start", "+mask", "+verify", "+fit", "single", "2d-score", "initial", "icp"
+        "multisparc", "multisparc-fast", "multisparc-paper", "+start", "+mask", "+verify", "+fit", "single",
+        "2d-score", "initial", "icp",
     ]
     assert method_spec("multisparc").aligner_options["pipeline"] == "full"
+    assert method_spec("multisparc-fast").aligner_options["pipeline"] == "fast"
     assert {METHODS[name].aligner_options["pipeline"] for name in ("multisparc-paper", "single", "2d-score")} == {
         "paper"
     }

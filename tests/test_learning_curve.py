@@ -59,6 +59,12 @@ def test_a_later_phase_continues_the_step_and_time_of_the_earlier(tmp_path: Path
     assert cli.main(argv) == 0
     text = markdown.read_text()
     assert "750 steps, 0.35 h" in text and f"after `{tmp_path / 'one'}`" in text
+    # A second curve in a section of its own leaves the first in place.
+    argv = ["bench", "training", "--run", str(tmp_path / "one"), "--plot", str(tmp_path / "one.png"),
+            "--markdown", str(markdown), "--section", "training-one", "--title", "Training: phase one"]
+    assert cli.main(argv) == 0
+    text = markdown.read_text()
+    assert "750 steps, 0.35 h" in text and "## Training: phase one" in text and "500 steps" in text
 
 
 def test_a_metric_added_later_shows_where_recorded(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from multisparc.cad import CadIndex, SampleCache
 from multisparc.datasets.bundle import Camera, Detection, Observation, SceneBundle
 from multisparc.geometry import Pose, quat_to_matrix
 from multisparc.inference import Aligner, InitialisationConfig, initial_poses
-from multisparc.inference.depth_fit import SurfaceSamples, rotation_about
+from multisparc.inference.depth_fit import IcpConfig, SurfaceSamples, rotation_about
 from multisparc.inference.depth_mask import depth_mask
 from multisparc.inference.initialisation import box_pixel_ranges
 from multisparc.inference.observed_start import observed_start
@@ -34,7 +34,7 @@ from multisparc.inference.stages import (
     pipeline_stages,
     score_and_fit,
 )
-from multisparc.inference.verification import box_overlap, geometric_score
+from multisparc.inference.verification import box_overlap, geometric_scores
 from multisparc.inputs import InputConfig
 from multisparc.model import ModelConfig, MultiSparcNet
 from multisparc.render import PlacedObject, RayCaster, Room, instance_boxes, render_full
@@ -98,7 +98,8 @@ def test_verification_ranks_the_true_pose_above_it_turned(scene, cads) -> None:
     obs, det = scene.observation, scene.detections[0]
 
     def score(rotation: np.ndarray, translation: np.ndarray) -> float:
-        return geometric_score(points, model, rotation, translation, obs.depth, obs.camera.K, det.bbox, 0.05, 2.0)
+        args = (obs.depth, obs.camera.K, det.bbox, 0.05, 2.0)
+        return float(geometric_scores(points, [model], rotation[None], translation[None], *args)[0])
 
     true = score(R, t)
     assert true > 0.7
@@ -144,6 +145,17 @@ def test_depth_fit_pulls_a_perturbed_pose_onto_the_true_one(scene, cads) -> None
     assert index[0, 0] == 1 and fused[0, 0] == pytest.approx(stages.fusion_weight * fits.fitted_geometric[0, 0])
     assert best_of([network, (logits - 100.0, fits.fitted_geometric, fits.tried)], stages)[0][0, 0] == 0
     assert best_of([network, (logits, fits.fitted_geometric, ~fits.tried)], stages)[0][0, 0] == 0
+    # A mask read from the depth: its scale blend (0 here) keeps the network's scale; the pose is still fitted.
+    keep_scale = replace(stages, depth_mask_scale_blend=0.0)
+    masked = score_and_fit(
+        scene.observation, scene.detections, points, cads, poses, np.zeros((1, 1)), UP, keep_scale, [True]
+    )
+    np.testing.assert_allclose(masked.fitted.s[0, 0].numpy(), s0, rtol=1e-12)
+    assert np.linalg.norm(masked.fitted.t[0, 0].numpy() - t) < 0.06
+    given = score_and_fit(
+        scene.observation, scene.detections, points, cads, poses, np.zeros((1, 1)), UP, keep_scale, [False]
+    )
+    np.testing.assert_allclose(given.fitted.s.numpy(), fits.fitted.s.numpy(), rtol=1e-12)
 
 
 def test_pipelines_are_named_switches() -> None:
@@ -151,8 +163,12 @@ def test_pipelines_are_named_switches() -> None:
     full = pipeline_stages("full")
     assert full.verify and full.fit and not full.start
     assert pipeline_stages("+start").start and not pipeline_stages("+start").verify
-    with pytest.raises(ValueError, match="unknown pipeline 'fast'"):
-        pipeline_stages("fast")
+    # "fast" is "full" but for how its fits find the nearest CAD samples.
+    assert replace(pipeline_stages("fast"), icp=full.icp) == full and pipeline_stages("fast").icp.lookup == "grid"
+    with pytest.raises(ValueError, match="unknown pipeline 'quick'"):
+        pipeline_stages("quick")
+    with pytest.raises(ValueError, match="lookup"):
+        IcpConfig(lookup="octree")
     with pytest.raises(ValueError, match="fit_gate"):
         PipelineStages(fit_gate=1.5)
     with pytest.raises(ValueError, match="depth_only_top"):

@@ -82,6 +82,12 @@ _SPECS = (
         aligner_options={"mode": "joint", "pipeline": "full"},
     ),
     MethodSpec(
+        "multisparc-fast",
+        "multisparc with approximate nearest CAD samples in its depth fits (faster)",
+        True,
+        aligner_options={"mode": "joint", "pipeline": "fast"},
+    ),
+    MethodSpec(
         "multisparc-paper",
         "Multi-SPARC as in the paper, objects aligned jointly",
         True,

@@ -24,6 +24,7 @@ import trimesh
 
 from multisparc.cad.errors import CadFileNotFound, CadIndexError, UnknownCadId
 from multisparc.cad.io import MESH_SUFFIXES, SHAPENET_MODEL, load_mesh
+from multisparc.cad.nearest import NearestSampleGrid
 from multisparc.cad.sampling import SampleCache
 from multisparc.categories import CATEGORIES, canonical_category, category_info
 from multisparc.geometry.errors import SYMMETRIES
@@ -150,6 +151,7 @@ class CadIndex(Mapping[str, CadEntry]):
     def _reset_caches(self) -> None:
         self._cached_mesh = lru_cache(maxsize=self.mesh_cache_size)(self._load_mesh)
         self._cached_points = lru_cache(maxsize=4 * self.mesh_cache_size)(self._load_points)
+        self._cached_nearest = lru_cache(maxsize=self.mesh_cache_size)(self._build_nearest)
         # Bounding boxes are read for every placed object: a trimesh property re-hashes the vertices on
         # each access, so the box is worked out once per model (a few floats; never evicted).
         self._boxes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -157,7 +159,8 @@ class CadIndex(Mapping[str, CadEntry]):
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        del state["_cached_mesh"], state["_cached_points"], state["_boxes"], state["_ids_by_category"]
+        del state["_cached_mesh"], state["_cached_points"], state["_cached_nearest"]
+        del state["_boxes"], state["_ids_by_category"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -211,6 +214,14 @@ class CadIndex(Mapping[str, CadEntry]):
         points.flags.writeable = False
         normals.flags.writeable = False
         return points, normals
+
+    def nearest_samples(self, cad_id: str, n: int, seed: int = 0) -> NearestSampleGrid:
+        """The lookup of the nearest of `points(cad_id, n, seed)` to any point of the CAD frame
+        (`multisparc.cad.nearest`), built on first use and cached."""
+        return self._cached_nearest(self[cad_id].id, n, seed)
+
+    def _build_nearest(self, cad_id: str, n: int, seed: int) -> NearestSampleGrid:
+        return NearestSampleGrid(self.points(cad_id, n, seed)[0])
 
     def extent(self, cad_id: str) -> np.ndarray:
         """(3,) bounding-box size along CAD x, y, z in metres."""

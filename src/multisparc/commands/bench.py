@@ -36,7 +36,8 @@ multisparc bench choose-cad [--scenes 20] [--k 10] [--per-class 16] [--sweethome
     same clean scenes aligned with the true CADs: accuracy, how often the true CAD is chosen, time per object
     (`multisparc.benchmarks.choose_cad`).
 
-multisparc bench training --run runs/cpu [--command "..."] [--plot PNG] [--markdown BENCHMARKS.md]
+multisparc bench training --run runs/cpu [--after PHASE...] [--command "..."] [--plot PNG]
+                          [--markdown BENCHMARKS.md [--section NAME --title TITLE]]
     the learning curve of a training run from its metrics.jsonl: validation accuracy against training
     time as a PNG and a table, with the command that trained it.
 """
@@ -124,6 +125,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     training.add_argument("--plot", type=Path, default=None, help="PNG path (default: RUN/learning_curve.png)")
     training.add_argument("--rows", type=int, default=12, help="validation records in the table")
     training.add_argument("--markdown", type=Path, default=None, help="write the results into this file")
+    training.add_argument("--section", default="training", help="the section of --markdown (default training)")
+    training.add_argument("--title", default="Training: learning curve", help="the section's title")
 
 
 def _data(args: argparse.Namespace) -> int:
@@ -261,7 +264,7 @@ def _training(args: argparse.Namespace) -> int:
         f"{table}\n\n![learning curve]({plot.as_posix()})\n"
     )
     if args.markdown is not None:
-        update_markdown(args.markdown, "training", section("training", "Training: learning curve", body))
+        update_markdown(args.markdown, args.section, section(args.section, args.title, body))
         print(f"wrote the results into {args.markdown}")
     return 0
 

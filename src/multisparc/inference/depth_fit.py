@@ -20,6 +20,7 @@ import numpy as np
 from scipy.ndimage import binary_erosion
 from scipy.spatial import cKDTree
 
+from multisparc.cad.nearest import NearestSampleGrid
 from multisparc.categories import category_info, scale_range
 from multisparc.datasets.bundle import Detection, Observation
 from multisparc.inference.initialisation import box_pixel_ranges
@@ -37,8 +38,10 @@ class IcpConfig:
     damping: added to the normal equations (Levenberg). tolerance: an iteration moving less than this
     (metres and radians) ends ICP. min_anisotropy: the principal horizontal direction sets the yaw only
     when its standard deviation exceeds the perpendicular one by this factor. n_hypotheses: azimuths.
-    erode_pixels: erosion of the mask before its pixels are read. percentiles: (low, high) percentiles
-    of the points along each object axis that bound their robust extent.
+    lookup: how the nearest CAD sample is found, "kdtree" (exact, a tree per scale) or "grid" (a table per
+    model, approximate and faster: `SurfaceSamples`). erode_pixels: erosion of the mask before its pixels
+    are read. percentiles: (low, high) percentiles of the points along each object axis that bound their
+    robust extent.
     """
 
     max_points: int = 1000
@@ -53,6 +56,7 @@ class IcpConfig:
     tolerance: float = 1e-4
     min_anisotropy: float = 1.2
     n_hypotheses: int = 4
+    lookup: str = "kdtree"
     erode_pixels: int = 0
     percentiles: tuple[float, float] = (2.0, 98.0)
 
@@ -68,6 +72,8 @@ class IcpConfig:
         for name in ("point_to_point_weight", "damping", "tolerance"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"IcpConfig.{name} must be non-negative, got {getattr(self, name)!r}")
+        if self.lookup not in ("kdtree", "grid"):
+            raise ValueError(f"IcpConfig.lookup must be 'kdtree' or 'grid', got {self.lookup!r}")
         if isinstance(self.erode_pixels, bool) or not isinstance(self.erode_pixels, int) or self.erode_pixels < 0:
             raise ValueError(f"IcpConfig.erode_pixels must be a non-negative integer, got {self.erode_pixels!r}")
         low, high = self.percentiles
@@ -176,72 +182,124 @@ def scale_and_centre(
 
 
 class SurfaceSamples:
-    """A CAD's surface samples scaled by s (CAD frame after the scale, metres) with a kd tree, for one
-    scale: poses move observed points into this frame, `R^T (p - t)`, so the tree is built once per scale."""
+    """A CAD's surface samples scaled by s (CAD frame after the scale, metres) and how their nearest is
+    found: poses move observed points into this frame, `R^T (p - t)`.
 
-    def __init__(self, points: np.ndarray, normals: np.ndarray, scale: np.ndarray) -> None:
-        self.points = points * scale
-        normals = normals / scale  # the inverse transpose of the scaling keeps normals normal
+    lookup None: a kd tree of the scaled samples (exact, built per scale). A `NearestSampleGrid` of the
+    unscaled samples (`CadIndex.nearest_samples`, built once per model): points are divided by the scale and
+    looked up (approximate: the nearest in the unscaled frame, within a cell; the distances returned are
+    those to the sample found, in the scaled frame).
+    """
+
+    def __init__(
+        self, points: np.ndarray, normals: np.ndarray, scale: np.ndarray, lookup: NearestSampleGrid | None = None
+    ) -> None:
+        self.scale = np.asarray(scale, dtype=np.float64)
+        self.points = points * self.scale
+        normals = normals / self.scale  # the inverse transpose of the scaling keeps normals normal
         self.normals = normals / np.linalg.norm(normals, axis=1, keepdims=True)
+        self.lookup = lookup
         # A tree per scale and few queries each: the unbalanced, uncompacted tree builds in about half
         # the time and answers these queries as fast.
-        self.tree = cKDTree(self.points, balanced_tree=False, compact_nodes=False)
+        self.tree = cKDTree(self.points, balanced_tree=False, compact_nodes=False) if lookup is None else None
 
     def pairs(
         self, observed: np.ndarray, R: np.ndarray, t: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """For observed (N, 3) camera frame under pose (R, t): distances (N,) to the nearest model points,
         those points (N, 3) and normals (N, 3) in the camera frame, and whether each faces the camera (N,)."""
-        distance, index = self.tree.query((observed - t) @ R)
-        points = self.points[index] @ R.T + t
-        normals = self.normals[index] @ R.T
-        facing = np.einsum("nc,nc->n", normals, observed) < 0
-        return distance, points, normals, facing
+        distance, points, normals, facing = surface_pairs([self], observed, R[None], t[None])
+        return distance[0], points[0], normals[0], facing[0]
+
+
+def surface_pairs(
+    models: Sequence[SurfaceSamples], observed: np.ndarray, R: np.ndarray, t: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`SurfaceSamples.pairs` of H models (one CAD, H scales) under poses R (H, 3, 3), t (H, 3) at once:
+    distances (H, N), nearest points and normals (H, N, 3) camera frame, facing (H, N) bool. Models that
+    share one lookup grid are looked up in a single query."""
+    local = (observed[None] - t[:, None]) @ R  # each model's scaled CAD frame
+    lookup = models[0].lookup
+    if lookup is not None and all(model.lookup is lookup for model in models):
+        scale = np.stack([np.broadcast_to(model.scale, (3,)) for model in models])
+        index = lookup.query((local / scale[:, None]).reshape(-1, 3)).reshape(local.shape[:2])
+    else:
+        index = np.stack([_tree(model).query(x)[1] for model, x in zip(models, local, strict=True)])
+    nearest = np.stack([model.points[i] for model, i in zip(models, index, strict=True)])
+    normals = np.stack([model.normals[i] for model, i in zip(models, index, strict=True)])
+    offset = local - nearest
+    distance = np.sqrt(dot(offset, offset))
+    rotate = R.transpose(0, 2, 1)
+    normals = normals @ rotate
+    return distance, nearest @ rotate + t[:, None], normals, dot(normals, observed) < 0
+
+
+def dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Dot products over the last axis of 3-vectors (..., 3), broadcast (faster than einsum or a sum over
+    a last axis of length 3 for the small arrays of a fit)."""
+    return a[..., 0] * b[..., 0] + a[..., 1] * b[..., 1] + a[..., 2] * b[..., 2]
+
+
+def _tree(model: SurfaceSamples) -> cKDTree:
+    if model.tree is None:
+        raise ValueError("a SurfaceSamples with a lookup grid has no kd tree")
+    return model.tree
 
 
 def icp(
     observed: np.ndarray,
-    model: SurfaceSamples,
+    models: Sequence[SurfaceSamples],
     R: np.ndarray,
     t: np.ndarray,
     centre_offset: np.ndarray,
     up: np.ndarray,
     config: IcpConfig,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Refine the yaw about `up` (3,) and the translation of pose (R (3, 3), t (3,)) so that the model fits
-    observed (N, 3) camera frame (module docstring, step 4); centre_offset (3,) is s * the CAD's box centre,
-    the point the yaw turns about. Returns the refined (R, t)."""
+    """Refine the yaw about `up` (3,) and the translation of H poses (R (H, 3, 3), t (H, 3)) so that
+    each model of `models` (H, one CAD at H scales) fits observed (N, 3) camera frame (module docstring,
+    step 4), all at once; centre_offset (H, 3) is s * the CAD's box centre, the point the yaw turns about.
+    A pose stops when its step falls below the tolerance or it keeps fewer than `min_points` pairs.
+    Returns the refined (R (H, 3, 3), t (H, 3))."""
+    R, t = np.array(R, dtype=np.float64), np.array(t, dtype=np.float64)
     w = config.point_to_point_weight
     final = 2.0 * config.inlier_distance
+    up_cross = np.cross(up, np.eye(3))  # row i: up x e_i, so d @ up_cross = up x d
+    active = np.ones(len(R), dtype=bool)
     for iteration in range(config.iterations):
+        moving = np.flatnonzero(active)
+        if not len(moving):
+            break
         fraction = iteration / max(config.iterations - 1, 1)
         trim = config.max_distance * (final / config.max_distance) ** fraction
-        distance, q, n, facing = model.pairs(observed, R, t)
-        keep = facing & (distance <= trim)
-        if keep.sum() < config.min_points:
+        distance, q, n, facing = surface_pairs([models[h] for h in moving], observed, R[moving], t[moving])
+        keep = (facing & (distance <= trim)).astype(np.float64)  # (A, N) the pairs each pose uses
+        enough = keep.sum(axis=1) >= config.min_points
+        active[moving[~enough]] = False
+        moving, q, n, keep = moving[enough], q[enough], n[enough], keep[enough]
+        if not len(moving):
             break
-        p, q, n = observed[keep], q[keep], n[keep]
-        centre = t + R @ centre_offset
-        arm = np.cross(up, q - centre)  # d q / d yaw
+        centre = t[moving] + (R[moving] @ centre_offset[moving][..., None])[..., 0]
+        arm = (q - centre[:, None]) @ up_cross  # d q / d yaw
+        gap = q - observed[None]
         # Rows of the Jacobian in (yaw, tx, ty, tz): point-to-plane n . dq, point-to-point dq.
-        plane = np.concatenate([np.einsum("nc,nc->n", n, arm)[:, None], n], axis=1)
-        plane_residual = np.einsum("nc,nc->n", n, q - p)
-        A = plane.T @ plane
-        b = plane.T @ plane_residual
+        plane = np.concatenate([dot(n, arm)[..., None], n], axis=2) * keep[..., None]
+        plane_t = plane.transpose(0, 2, 1)
+        A = plane_t @ plane
+        b = (plane_t @ dot(n, gap)[..., None])[..., 0]
         if w > 0:  # the point-to-point rows [arm, I] summed in closed form
-            gap = q - p
-            A[0, 0] += w * float(np.sum(arm * arm))
-            A[0, 1:] += w * arm.sum(axis=0)
-            A[1:, 0] += w * arm.sum(axis=0)
-            A[1:, 1:] += w * len(p) * np.eye(3)
-            b[0] += w * float(np.sum(arm * gap))
-            b[1:] += w * gap.sum(axis=0)
-        step = -np.linalg.solve(A + config.damping * np.eye(4), b)
-        turn = rotation_about(up, step[0])
-        R = turn @ R
-        t = centre + turn @ (t - centre) + step[1:]
-        if abs(step[0]) < config.tolerance and np.linalg.norm(step[1:]) < config.tolerance:
-            break
+            arm_kept, gap_kept = arm * keep[..., None], gap * keep[..., None]
+            A[:, 0, 0] += w * dot(arm_kept, arm).sum(axis=1)
+            A[:, 0, 1:] += w * arm_kept.sum(axis=1)
+            A[:, 1:, 0] += w * arm_kept.sum(axis=1)
+            A[:, 1:, 1:] += w * keep.sum(axis=1)[:, None, None] * np.eye(3)
+            b[:, 0] += w * dot(arm_kept, gap).sum(axis=1)
+            b[:, 1:] += w * gap_kept.sum(axis=1)
+        step = -np.linalg.solve(A + config.damping * np.eye(4), b[..., None])[..., 0]
+        turn = rotation_about(up, step[:, 0])
+        R[moving] = turn @ R[moving]
+        t[moving] = centre + (turn @ (t[moving] - centre)[..., None])[..., 0] + step[:, 1:]
+        still = (np.abs(step[:, 0]) < config.tolerance) & (np.linalg.norm(step[:, 1:], axis=1) < config.tolerance)
+        active[moving[still]] = False
     return R, t
 
 
@@ -256,6 +314,7 @@ def depth_only_fits(
     up: np.ndarray,
     config: IcpConfig,
     only: Sequence[int] | None = None,
+    lookup: NearestSampleGrid | None = None,
 ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The depth-only fit of one detection from initial rotations R0 (H, 3, 3) (the n azimuths about `up`),
     with nothing learned: turned together onto the points' principal horizontal direction, scale and centre
@@ -264,22 +323,23 @@ def depth_only_fits(
 
     points (N, 3) camera frame; cad_points, cad_normals (M, 3) CAD-frame surface samples; cad_extent and
     cad_centre (3,) the CAD's bounding box; only: the hypotheses to fit (default all; the others keep their
-    start). Returns the start (R (H, 3, 3), t (H, 3), s (H, 3)) and the fits.
+    start); lookup: the CAD's `NearestSampleGrid` (`SurfaceSamples`; None: kd trees). Returns the start
+    (R (H, 3, 3), t (H, 3), s (H, 3)) and the fits.
     """
     offset = principal_yaw_offset(points, up, R0[0] @ np.array([1.0, 0.0, 0.0]), config.min_anisotropy)
     R = rotation_about(up, offset) @ R0
     scale, centre = scale_and_centre(points, R, cad_extent, category, config.percentiles)
     t = centre - np.einsum("hij,hj->hi", R, scale * cad_centre)
     start = (R.copy(), t.copy(), scale.copy())
-    for h in range(len(R0)) if only is None else only:
-        R_h, t_h, s_h = R[h], t[h], scale[h]
-        for round_index in range(config.rounds):
-            if round_index > 0:
-                # A new scale in the refined axes; the object centre stays where ICP put it.
-                centre_h = t_h + R_h @ (s_h * cad_centre)
-                s_h = scale_and_centre(points, R_h[None], cad_extent, category, config.percentiles)[0][0]
-                t_h = centre_h - R_h @ (s_h * cad_centre)
-            model = SurfaceSamples(cad_points, cad_normals, s_h)
-            R_h, t_h = icp(points, model, R_h, t_h, s_h * cad_centre, up, config)
-        R[h], t[h], scale[h] = R_h, t_h, s_h
+    fit = np.arange(len(R0)) if only is None else np.asarray(only, dtype=np.int64)
+    if not len(fit):
+        return start, (R, t, scale)
+    for round_index in range(config.rounds):
+        if round_index > 0:
+            # A new scale in the refined axes; the object centres stay where ICP put them.
+            centre = t[fit] + np.einsum("hij,hj->hi", R[fit], scale[fit] * cad_centre)
+            scale[fit] = scale_and_centre(points, R[fit], cad_extent, category, config.percentiles)[0]
+            t[fit] = centre - np.einsum("hij,hj->hi", R[fit], scale[fit] * cad_centre)
+        models = [SurfaceSamples(cad_points, cad_normals, scale[h], lookup) for h in fit]
+        R[fit], t[fit] = icp(points, models, R[fit], t[fit], scale[fit] * cad_centre, up, config)
     return start, (R, t, scale)

@@ -205,8 +205,10 @@ class Aligner:
         geometric = final_source = None
         if kept and (stages.verify or stages.fit):
             with timer.stage("depth fit" if stages.fit else "verification"):
+                depth_masked = [was_unmasked and stages.depth_mask for was_unmasked in unmasked]
                 fits = score_and_fit(
-                    observation, kept, observed, self.cads, trajectory.index(-1), logits_np[-1], init.gravity.up, stages
+                    observation, kept, observed, self.cads, trajectory.index(-1), logits_np[-1], init.gravity.up,
+                    stages, depth_masked,
                 )
             geometric = fits.geometric
             if stages.fit:

@@ -6,7 +6,7 @@ score. The full pipeline (`PIPELINES["full"]`, the default) adds, per detection:
 - depth_mask (before the network): a box without a mask gets one read from the depth (`depth_mask`), for
   the network's mask channel and the observed points below;
 - verify (after the network): every refined hypothesis is also scored by its geometric agreement with the
-  observation (`verification.geometric_score`: the observed points on the model's surface, no model in
+  observation (`verification.geometric_scores`: the observed points on the model's surface, no model in
   front of the observed depth, the projected model's box on the detection's box), and the hypothesis of
   highest fused score `learned logit + fusion_weight * geometric score` wins;
 - fit: the `fit_top` refined hypotheses of highest fused score are fitted to the observed depth (a scale
@@ -24,6 +24,9 @@ score. The full pipeline (`PIPELINES["full"]`, the default) adds, per detection:
   gains little from it on clean depth and loses with predicted-like depth (BENCHMARKS.md, "+start");
   a switch for a network trained with it.
 
+The pipeline "fast" is "full" with the fits' nearest CAD samples looked up in a per-model table instead of
+exact kd trees (`IcpConfig.lookup`).
+
 The fusion weight, the gate, the scale blend and the ICP settings were chosen on the first 40 scenes of the
 four benchmark sets; BENCHMARKS.md ("Test-time stages") has the ablation on all 100 of each.
 """
@@ -31,11 +34,13 @@ four benchmark sets; BENCHMARKS.md ("Test-time stages") has the ablation on all 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from multisparc.cad import CadIndex
+from multisparc.cad.nearest import NearestSampleGrid
 from multisparc.datasets.bundle import Detection, Observation
 from multisparc.geometry import Pose
 from multisparc.inference.depth_fit import (
@@ -46,7 +51,7 @@ from multisparc.inference.depth_fit import (
     icp,
     scale_and_centre,
 )
-from multisparc.inference.verification import geometric_score
+from multisparc.inference.verification import geometric_scores
 
 # The stages' ICP: the baseline's with a looser convergence test (1 mm, 1 mrad), one round of scale and ICP
 # for the depth-only fits, and half the observed points (500) and CAD samples (2000), for speed: the depth
@@ -66,6 +71,10 @@ class PipelineStages:
     fit_gate: the median best fitted geometric score an image needs for its fits to be considered.
     scale_blend: share (0 to 1, in log space) of the depth's scale estimate in the fitted scale; the rest
         is the network's.
+    depth_mask_scale_blend: scale_blend for detections whose mask was read from the depth (`depth_mask`):
+        its extents take in floor, wall or a neighbour, or miss parts, far more often than a given mask's,
+        so the fit keeps the network's scale (0; on the first 40 scenes of the boxes sets, 0 against 0.5:
+        procedural 61.5 -> 63.5 %, SweetHome3D 61.2 -> 64.3 %; predicted sets 17.7 -> 17.7, 18.4 -> 19.4).
     fit_top: the hypotheses of highest fused score that are fitted, per detection (the others cost time
         and are rarely chosen).
     depth_only_top: the depth-only starts of highest geometric score that are fitted, per detection.
@@ -82,6 +91,7 @@ class PipelineStages:
     overlap_power: float = 2.0
     fit_gate: float = 0.07
     scale_blend: float = 0.5
+    depth_mask_scale_blend: float = 0.0
     fit_top: int = 2
     depth_only_top: int = 4
     per_axis_scale: bool = True
@@ -102,8 +112,9 @@ class PipelineStages:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not 0.0 <= self.scale_blend <= 1.0:
-            raise ValueError(f"scale_blend must lie in [0, 1], got {self.scale_blend!r}")
+        for name in ("scale_blend", "depth_mask_scale_blend"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)!r}")
 
 
 PIPELINES: dict[str, PipelineStages] = {
@@ -114,6 +125,9 @@ PIPELINES: dict[str, PipelineStages] = {
     # A fit is kept by the verification: +fit needs it.
     "+fit": PipelineStages(depth_mask=False, verify=True, fit=True, depth_only=False),
     "full": PipelineStages(),  # the observed start is off (module docstring)
+    # The full pipeline with the nearest CAD samples of its fits looked up in a table (`cad.nearest`): about
+    # a third faster, and approximate (BENCHMARKS.md, "Test-time stages: full against fast").
+    "fast": PipelineStages(icp=replace(STAGE_ICP, lookup="grid")),
 }
 
 
@@ -161,12 +175,14 @@ def score_and_fit(
     logits: np.ndarray,
     up: np.ndarray,
     stages: PipelineStages,
+    depth_masked: Sequence[bool] | None = None,
 ) -> HypothesisFits:
     """Geometric scores of refined poses (H, K) float64 and, when `stages.fit`, the depth fits of the
     `fit_top` hypotheses of highest fused score per detection (the others keep their pose and score).
 
     points: each detection's observed points (`observed_points`); logits (H, K) the network's of the
-    poses; up (3,) gravity in the camera frame.
+    poses; up (3,) gravity in the camera frame; depth_masked (K,): whether each detection's mask was read
+    from the depth (its fit then blends scales by `depth_mask_scale_blend`; default: none was).
     """
     config = stages.icp
     R, t, s = (value.numpy().copy() for value in (poses.R, poses.t, poses.s))
@@ -178,33 +194,44 @@ def score_and_fit(
     for k, det in enumerate(detections):
         if not len(points[k]):
             continue
-        cad_points, cad_normals = (np.asarray(a, dtype=np.float64) for a in cads.points(det.cad, config.model_points))
+        cad_points, cad_normals, lookup = cad_surface(cads, det.cad, config)
         extent, cad_centre = cads.extent(det.cad), cads.centre(det.cad)
-        # One scaled model per hypothesis, kept for its fit: the kd tree is built once.
-        models = [SurfaceSamples(cad_points, cad_normals, s[h, k]) for h in range(n_hyp)]
-        for h in range(n_hyp):
-            geometric[h, k] = _geometric(observation, det, points[k], models[h], R[h, k], t[h, k], stages)
+        # One scaled model per hypothesis, kept for its fit (a kd tree is built once).
+        models = [SurfaceSamples(cad_points, cad_normals, s[h, k], lookup) for h in range(n_hyp)]
+        geometric[:, k] = _geometric(observation, det, points[k], models, R[:, k], t[:, k], stages)
         fitted_geometric[:, k] = geometric[:, k]
         if not stages.fit:
             continue
-        ranked = np.argsort(-fuse(logits[:, k], geometric[:, k], stages), kind="stable")
-        for h in ranked[: stages.fit_top]:
-            rotation, translation = icp(points[k], models[h], R[h, k], t[h, k], s[h, k] * cad_centre, up, config)
-            # A scale from the points' extents in the fitted axes, blended with the network's; the centre stays.
-            centre = translation + rotation @ (s[h, k] * cad_centre)
-            observed_scale = scale_and_centre(
-                points[k], rotation[None], extent, det.category, config.percentiles, per_axis=stages.per_axis_scale
-            )[0][0]
-            scale = np.exp(stages.scale_blend * np.log(observed_scale) + (1 - stages.scale_blend) * np.log(s[h, k]))
-            translation = centre - rotation @ (scale * cad_centre)
-            model = SurfaceSamples(cad_points, cad_normals, scale)
-            rotation, translation = icp(points[k], model, rotation, translation, scale * cad_centre, up, config)
-            R_fit[h, k], t_fit[h, k], s_fit[h, k] = rotation, translation, scale
-            fitted_geometric[h, k] = _geometric(observation, det, points[k], model, rotation, translation, stages)
-            tried[h, k] = True
+        top = np.argsort(-fuse(logits[:, k], geometric[:, k], stages), kind="stable")[: stages.fit_top]
+        rotation, translation = icp(
+            points[k], [models[h] for h in top], R[top, k], t[top, k], s[top, k] * cad_centre, up, config
+        )
+        # A scale from the points' extents in the fitted axes, blended with the network's; the centres stay.
+        centre = translation + (rotation @ (s[top, k] * cad_centre)[..., None])[..., 0]
+        observed_scale = scale_and_centre(
+            points[k], rotation, extent, det.category, config.percentiles, per_axis=stages.per_axis_scale
+        )[0]
+        blend = stages.depth_mask_scale_blend if depth_masked is not None and depth_masked[k] else stages.scale_blend
+        scale = np.exp(blend * np.log(observed_scale) + (1 - blend) * np.log(s[top, k]))
+        translation = centre - (rotation @ (scale * cad_centre)[..., None])[..., 0]
+        refitted = [SurfaceSamples(cad_points, cad_normals, value, lookup) for value in scale]
+        rotation, translation = icp(points[k], refitted, rotation, translation, scale * cad_centre, up, config)
+        R_fit[top, k], t_fit[top, k], s_fit[top, k] = rotation, translation, scale
+        fitted_geometric[top, k] = _geometric(observation, det, points[k], refitted, rotation, translation, stages)
+        tried[top, k] = True
     gate = float(np.median(fitted_geometric.max(axis=0))) if n_det else 0.0
     fitted = Pose.from_numpy(R_fit, t_fit, s_fit).to(dtype=poses.t.dtype)
     return HypothesisFits(geometric, fitted, fitted_geometric, tried, gate)
+
+
+def cad_surface(
+    cads: CadIndex, cad_id: str, config: IcpConfig
+) -> tuple[np.ndarray, np.ndarray, NearestSampleGrid | None]:
+    """A CAD's `config.model_points` surface samples and normals (M, 3) float64, CAD frame, and their
+    nearest-sample lookup when `config.lookup` is "grid" (else None: kd trees, `SurfaceSamples`)."""
+    points, normals = (np.asarray(a, dtype=np.float64) for a in cads.points(cad_id, config.model_points))
+    lookup = cads.nearest_samples(cad_id, config.model_points) if config.lookup == "grid" else None
+    return points, normals, lookup
 
 
 def fuse(logits: np.ndarray, geometric: np.ndarray, stages: PipelineStages) -> np.ndarray:
@@ -234,17 +261,16 @@ def depth_only_candidates(
     for k, det in enumerate(detections):
         if not len(points[k]):
             continue
-        cad_points, cad_normals = (np.asarray(a, dtype=np.float64) for a in cads.points(det.cad, config.model_points))
-        shape = (points[k], cad_points, cad_normals, cads.extent(det.cad), cads.centre(det.cad), det.category)
+        surface = cad_surface(cads, det.cad, config)
+        shape = (points[k], *surface[:2], cads.extent(det.cad), cads.centre(det.cad), det.category)
         best = np.arange(n_hyp)
         if stages.depth_only_top < n_hyp:
-            start, _ = depth_only_fits(*shape, rotations[:, k], up, config, only=())
-            scores = [_pose_score(observation, det, points[k], cad_points, cad_normals, start, h, stages) for h in best]
-            best = np.argsort(-np.asarray(scores), kind="stable")[: stages.depth_only_top]
-        _, fitted = depth_only_fits(*shape, rotations[:, k], up, config, only=best.tolist())
+            start, _ = depth_only_fits(*shape, rotations[:, k], up, config, only=(), lookup=surface[2])
+            scores = _pose_scores(observation, det, points[k], surface, start, stages)
+            best = np.argsort(-scores, kind="stable")[: stages.depth_only_top]
+        _, fitted = depth_only_fits(*shape, rotations[:, k], up, config, only=best.tolist(), lookup=surface[2])
         R[:, k], t[:, k], s[:, k] = fitted
-        for h in best:
-            geometric[h, k] = _pose_score(observation, det, points[k], cad_points, cad_normals, fitted, h, stages)
+        geometric[best, k] = _pose_scores(observation, det, points[k], surface, tuple(v[best] for v in fitted), stages)
         made[best, k] = True
     return Pose.from_numpy(R, t, s), geometric, made
 
@@ -253,31 +279,32 @@ def _geometric(
     observation: Observation,
     detection: Detection,
     points: np.ndarray,
-    model: SurfaceSamples,
+    models: list[SurfaceSamples],
     R: np.ndarray,
     t: np.ndarray,
     stages: PipelineStages,
-) -> float:
-    """`geometric_score` of one detection's model under pose (R (3, 3), t (3,)), with the stages' settings."""
-    return geometric_score(
-        points, model, R, t, observation.depth, observation.camera.K, detection.bbox, stages.icp.inlier_distance,
+) -> np.ndarray:
+    """`geometric_scores` (H,) of one detection's models (one per pose) under poses (R (H, 3, 3), t (H, 3)),
+    with the stages' settings."""
+    return geometric_scores(
+        points, models, R, t, observation.depth, observation.camera.K, detection.bbox, stages.icp.inlier_distance,
         stages.overlap_power,
     )
 
 
-def _pose_score(
+def _pose_scores(
     observation: Observation,
     detection: Detection,
     points: np.ndarray,
-    cad_points: np.ndarray,
-    cad_normals: np.ndarray,
+    surface: tuple[np.ndarray, np.ndarray, NearestSampleGrid | None],
     pose: tuple[np.ndarray, np.ndarray, np.ndarray],
-    h: int,
     stages: PipelineStages,
-) -> float:
-    """`_geometric` of hypothesis h of pose (R (H, 3, 3), t (H, 3), s (H, 3)) for one detection."""
-    R, t, s = (value[h] for value in pose)
-    return _geometric(observation, detection, points, SurfaceSamples(cad_points, cad_normals, s), R, t, stages)
+) -> np.ndarray:
+    """`_geometric` (H,) of poses (R (H, 3, 3), t (H, 3), s (H, 3)) of one detection; surface as
+    `cad_surface` gives it."""
+    R, t, s = pose
+    models = [SurfaceSamples(surface[0], surface[1], scale, surface[2]) for scale in s]
+    return _geometric(observation, detection, points, models, R, t, stages)
 
 
 def best_of(
