@@ -270,3 +270,6 @@ def test_network_methods_select_and_refine_as_named(scene, cads) -> None:
     full = make_method("multisparc", cads, (model, inputs)).align(scene.observation, detections)
     assert full.stages == ["depth_mask", "verify", "fit", "depth_only"] and full.trajectory.shape == (5, 4, 2)
     np.testing.assert_allclose(full.logits[:4], with_other.logits, atol=1e-6)
+    fast = make_method("multisparc-fast", cads, (model, inputs)).align(scene.observation, detections)
+    assert fast.stages == [*full.stages, "grid_lookup"]
+    np.testing.assert_allclose(fast.logits[:4], full.logits[:4], atol=1e-9)  # the fits differ, not the network

@@ -227,6 +227,8 @@ class Aligner:
         final_scores = 1.0 / (1.0 + np.exp(-logits_np[-1, chosen, np.arange(len(kept))]))
         syms = [self.cads[det.cad].sym for det in kept]
         ran = [name for name in ("start", "depth_mask", "verify", "fit", "depth_only") if getattr(stages, name)]
+        if (stages.verify or stages.fit) and stages.icp.lookup == "grid":
+            ran.append("grid_lookup")  # the fits' nearest CAD samples from a table (the "fast" pipeline)
         return AlignmentResult.from_hypotheses(
             list(kept), init, trajectory, logits_np, chosen, final_scores, syms, skipped, timer.to_dict(),
             ran, geometric, final_source,

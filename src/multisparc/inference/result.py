@@ -43,8 +43,9 @@ class AlignmentResult:
         gravity: the up axis the initial rotations stand on.
         skipped: detections left out (box wholly outside the image), with the reason.
         timings: seconds per pipeline stage and their total (`StageTimer.to_dict`).
-        stages: the test-time stages beyond the paper that ran ("start", "verify", "fit"; empty for the
-            paper's pipeline, `inference.stages`).
+        stages: the test-time stages beyond the paper that ran ("start", "depth_mask", "verify", "fit",
+            "depth_only", and "grid_lookup" when the fits' nearest CAD samples came from a table; empty for
+            the paper's pipeline, `inference.stages`).
         geometric: (H, K) geometric agreement of each final hypothesis with the observation, or None when
             the verification did not run.
         final_source: (H, K) int, with the depth fit: which option each hypothesis's last trajectory step is,
