@@ -203,6 +203,12 @@ class SurfaceSamples:
         # the time and answers these queries as fast.
         self.tree = cKDTree(self.points, balanced_tree=False, compact_nodes=False) if lookup is None else None
 
+    def nearest_index(self, local: np.ndarray) -> np.ndarray:
+        """Index (N,) of the nearest sample to each point (N, 3) of the scaled CAD frame."""
+        if self.lookup is not None:
+            return self.lookup.query(local / self.scale)
+        return self.tree.query(local)[1]
+
     def pairs(
         self, observed: np.ndarray, R: np.ndarray, t: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -224,7 +230,7 @@ def surface_pairs(
         scale = np.stack([np.broadcast_to(model.scale, (3,)) for model in models])
         index = lookup.query((local / scale[:, None]).reshape(-1, 3)).reshape(local.shape[:2])
     else:
-        index = np.stack([_tree(model).query(x)[1] for model, x in zip(models, local, strict=True)])
+        index = np.stack([model.nearest_index(x) for model, x in zip(models, local, strict=True)])
     nearest = np.stack([model.points[i] for model, i in zip(models, index, strict=True)])
     normals = np.stack([model.normals[i] for model, i in zip(models, index, strict=True)])
     offset = local - nearest
@@ -238,12 +244,6 @@ def dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Dot products over the last axis of 3-vectors (..., 3), broadcast (faster than einsum or a sum over
     a last axis of length 3 for the small arrays of a fit)."""
     return a[..., 0] * b[..., 0] + a[..., 1] * b[..., 1] + a[..., 2] * b[..., 2]
-
-
-def _tree(model: SurfaceSamples) -> cKDTree:
-    if model.tree is None:
-        raise ValueError("a SurfaceSamples with a lookup grid has no kd tree")
-    return model.tree
 
 
 def icp(
