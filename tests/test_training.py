@@ -51,13 +51,17 @@ from multisparc.training.examples import (
 )
 from multisparc.training.lamb import Lamb
 from multisparc.training.losses import (
+    LABEL_THRESHOLDS,
     alignment_loss,
     classifier_labels,
     classifier_loss,
+    ranking_loss,
     symmetric_point_distances,
 )
 from multisparc.training.trainer import (
+    Meter,
     ObjectTargets,
+    flip_ranking_loss,
     hypothesis_starts,
     learning_rate,
     predict,
@@ -446,6 +450,50 @@ def test_the_scoring_pass_scores_the_refined_poses(monkeypatch, builder: ImageBu
     assert {"acc/classifier_scoring", "loss/classifier_scoring"} <= metrics.keys()
     with pytest.raises(ValueError, match="scoring_pass"):
         tiny.replace(scoring_pass="yes")
+
+
+def test_flip_ranking_scores_every_refined_pose_turned_half_way(monkeypatch, builder: ImageBuilder, tiny: TrainConfig):
+    from multisparc.model import MultiSparcNet
+
+    images = [builder.build(image_seed(9, 0, 0, 0, i)) for i in range(4)]
+    caster = process_resources(str(builder.cads.source))[1]
+    sources = [image.pixel_source(caster) for image in images]
+    seen = _record_predictions(monkeypatch)
+    torch.manual_seed(0)
+    model = MultiSparcNet(tiny.model)
+    config = tiny.replace(scoring_pass=True, flip_ranking=1.0)
+    metrics = train_batch(
+        model, Lamb(model.parameters(), lr=1e-3), images, sources, config, torch.device("cpu")
+    ).means()
+    assert len(seen) == config.refinement_steps + 2
+    (scored, _), (flipped, _) = seen[-2], seen[-1]
+    assert torch.equal(_quarter_turns(scored.R, flipped.R), torch.full((scored.shape[0],), 2))
+    assert torch.equal(flipped.t, scored.t) and torch.equal(flipped.s, scored.s)
+    assert "loss/classifier_scoring" in metrics
+    # From the true poses every scored object whose model is not symmetric under a half turn is a pair.
+    targets = ObjectTargets.of(images, torch.device("cpu"))
+    scored_mask = targets.has_gt & ~targets.region_mask
+    logit = torch.zeros(len(scored_mask))
+    meter = Meter()
+    loss = flip_ranking_loss(
+        model, images, sources, targets.gt, logit, scored_mask, scored_mask, targets, config, torch.device("cpu"), meter
+    )
+    turned = is_aligned(seen[-1][0], targets.gt, targets.sym, LABEL_THRESHOLDS, scale_mode="per_axis")
+    pairs = scored_mask & ~turned
+    assert pairs.any() and loss.requires_grad
+    assert meter.counts["acc/flip_ranking"] == int(pairs.sum())
+    with pytest.raises(ValueError, match=r"flip_ranking .* needs scoring_pass"):
+        tiny.replace(flip_ranking=1.0)
+    with pytest.raises(ValueError, match="flip_ranking"):
+        tiny.replace(scoring_pass=True, flip_ranking=-1.0)
+
+
+def test_the_ranking_loss_is_the_logistic_loss_of_the_margin():
+    margin = torch.tensor([-2.0, 0.0, 2.0, 50.0])
+    mask = torch.tensor([True, True, True, False])
+    expected = (math.log1p(math.exp(2.0)) + math.log(2.0) + math.log1p(math.exp(-2.0))) / 3
+    assert ranking_loss(margin, mask).item() == pytest.approx(expected, rel=1e-6)
+    assert ranking_loss(margin, torch.zeros(4, dtype=torch.bool)).item() == 0.0
 
 
 def test_validation_reports_the_test_time_selection(builder: ImageBuilder, tiny: TrainConfig):

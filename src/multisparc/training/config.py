@@ -68,6 +68,11 @@ class TrainConfig:
     scoring_pass: after the refinement passes, one more pass (and optimizer step) that only scores the
         refined poses of every true detection that is not a region classifier example, as the test-time
         scoring pass does (`training.trainer`; paper: no, the score learns on classifier examples only).
+    flip_ranking: weight of the flip ranking loss in the scoring pass (needs `scoring_pass`; 0: none, the
+        paper has none): each refined pose is also scored turned by 180 deg about its own up axis, the turned
+        pose is classified too, and where exactly one of the two is aligned a logistic ranking loss asks for
+        the higher score on it. At test time most wrong choices are such flips (the right place and size,
+        facing backwards), which the per-pose labels teach only indirectly.
     loss: the alignment loss, "points" (the paper's) or "disentangled" (`training.losses`).
     rotation_weight: of the disentangled loss's rotation part (1 = the plain sum; `training.losses`).
     num_workers: data-loader processes rendering training images (0 = in the training process).
@@ -99,6 +104,7 @@ class TrainConfig:
     near_init_ratio: float = 0.0
     refined_classifier_ratio: float = 0.0
     scoring_pass: bool = False
+    flip_ranking: float = 0.0
     loss: str = "points"
     rotation_weight: float = 1.0
     num_workers: int = 2
@@ -126,7 +132,9 @@ class TrainConfig:
         require_bools(self, ("amp", "scoring_pass"))
         require_choice(self, "loss", sorted(POINT_LOSSES))
         require_positive(self, ("rotation_weight", "lr"))
-        require_non_negative(self, ("weight_decay",))
+        require_non_negative(self, ("weight_decay", "flip_ranking"))
+        if self.flip_ranking > 0 and not self.scoring_pass:
+            raise ValueError("flip_ranking ranks the scoring pass's poses: it needs scoring_pass: true")
         if self.rotation_weight != 1.0 and self.loss != "disentangled":
             raise ValueError(
                 f"rotation_weight {self.rotation_weight} weighs a part of loss: disentangled, not {self.loss!r}"

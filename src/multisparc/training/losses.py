@@ -120,3 +120,9 @@ def classifier_loss(logit: Tensor, label: Tensor, mask: Tensor) -> Tensor:
     """
     bce = torch.nn.functional.binary_cross_entropy_with_logits(logit, label, reduction="none")
     return _masked_mean(bce, mask)
+
+
+def ranking_loss(margin: Tensor, mask: Tensor) -> Tensor:
+    """Scalar logistic ranking loss `softplus(-margin)` averaged where mask (...) is True: margin (...) is
+    the logit of the aligned pose of a pair minus the other's, so the loss falls as it grows."""
+    return _masked_mean(torch.nn.functional.softplus(-margin), mask)

@@ -77,6 +77,7 @@ from multisparc.training.losses import (
     alignment_loss,
     classifier_labels,
     classifier_loss,
+    ranking_loss,
     symmetric_point_distances,
 )
 
@@ -300,12 +301,43 @@ def train_batch(
         _, logit = predict(model, images, sources, refined, config.model.n_mul, device, config.amp)
         labels = aligned.to(logit.dtype)
         classify = classifier_loss(logit, labels, scored)
+        if config.flip_ranking > 0:
+            classify = classify + flip_ranking_loss(
+                model, images, sources, refined, logit, aligned, scored, targets, config, device, meter
+            )
         optimizer.zero_grad(set_to_none=True)
         classify.backward()
         optimizer.step()
         meter.add("loss/classifier_scoring", classify.reshape(1), scored.any().reshape(1))
         meter.add("acc/classifier_scoring", (logit > 0) == aligned, scored)
     return meter
+
+
+def flip_ranking_loss(
+    model: torch.nn.Module,
+    images: Sequence[TrainingImage],
+    sources: Sequence[PixelSource],
+    refined: Pose,
+    logit: Tensor,
+    aligned: Tensor,
+    scored: Tensor,
+    targets: ObjectTargets,
+    config: TrainConfig,
+    device: torch.device,
+    meter: Meter,
+) -> Tensor:
+    """The scoring pass's flip terms (`TrainConfig.flip_ranking`): the classifier loss of the refined poses
+    (n,) turned by 180 deg about their up axis, plus flip_ranking times a logistic ranking loss
+    `softplus(-(logit_aligned - logit_other))` over the objects where exactly one of the pair is aligned."""
+    flipped = turn_about_up(refined, torch.full((refined.shape[0],), math.pi, dtype=refined.R.dtype))
+    _, flipped_logit = predict(model, images, sources, flipped, config.model.n_mul, device, config.amp)
+    flipped_aligned = is_aligned(flipped, targets.gt, targets.sym, LABEL_THRESHOLDS, scale_mode="per_axis")
+    pairs = scored & (aligned != flipped_aligned)
+    margin = torch.where(aligned, logit - flipped_logit, flipped_logit - logit)
+    ranking = ranking_loss(margin, pairs)
+    meter.add("loss/flip_ranking", ranking.reshape(1), pairs.any().reshape(1))
+    meter.add("acc/flip_ranking", margin > 0, pairs)
+    return classifier_loss(flipped_logit, flipped_aligned.to(logit.dtype), scored) + config.flip_ranking * ranking
 
 
 @torch.no_grad()
