@@ -239,33 +239,6 @@ def test_depth_mask_reads_the_front_outside_an_occluding_detection() -> None:
 
 
 @pytest.mark.slow
-def test_an_image_the_fit_gate_rejects_gets_its_gated_refinements(scene, cads) -> None:
-    torch.manual_seed(0)
-    model = MultiSparcNet(ModelConfig(n_latent=4, c_latent=16, n_blocks=1, n_self_attn=1, n_heads=2, dim_head=8))
-    inputs = InputConfig(n_bbox=32, n_cad=16)
-    full = pipeline_stages("full")
-
-    def run(**changes):
-        aligner = Aligner(model, inputs, cads, pipeline=replace(full, **changes))
-        return aligner.align(scene.observation, scene.detections)
-
-    rejected = run(fit_gate=1.0)  # no fit reaches a geometric score of 1: the gate rejects the image
-    refined = run(fit_gate=1.0, gated_refinements=1)
-    assert refined.trajectory.shape[0] == rejected.trajectory.shape[0] + 1
-    np.testing.assert_allclose(refined.trajectory.index(slice(None, -1)).t, rejected.trajectory.t)
-    np.testing.assert_allclose(refined.logits[:-1], rejected.logits)
-    np.testing.assert_array_equal(refined.chosen, np.argmax(refined.logits[-1], axis=0))
-    # The rejected image keeps the network's poses, so its extra step is the network's fourth refinement.
-    four = Aligner(model, inputs, cads, pipeline="paper", n_refine=4).align(scene.observation, scene.detections)
-    np.testing.assert_allclose(refined.trajectory.index(-1).t, four.trajectory.index(4).t, atol=1e-6)
-    np.testing.assert_allclose(refined.logits[-1], four.logits[4], atol=1e-5)
-    # An image the gate lets through keeps its fits and gets no more refinements.
-    passed = run(fit_gate=0.0, gated_refinements=1)
-    assert passed.trajectory.shape[0] == rejected.trajectory.shape[0]
-    with pytest.raises(ValueError, match="gated_refinements must be a non-negative integer"):
-        PipelineStages(gated_refinements=-1)
-
-
 def test_stage_times_split_a_pipeline_by_stage(scene, cads) -> None:
     torch.manual_seed(0)
     model = MultiSparcNet(ModelConfig(n_latent=4, c_latent=16, n_blocks=1, n_self_attn=1, n_heads=2, dim_head=8))

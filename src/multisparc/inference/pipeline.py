@@ -219,12 +219,6 @@ class Aligner:
             # Where the depth disagrees with every fit (the gate), the geometric score is noise: the learned decides.
             if fits.gate >= stages.fit_gate:
                 selection = fuse(logits_np[-1], geometric, stages)
-            elif stages.gated_refinements:
-                trajectory, logits_np, geometric = self._gated_refinements(
-                    observation, kept, observed, source, box_tokens, points, normals, trajectory, logits_np,
-                    init.gravity.up, timer,
-                )
-                selection = logits_np[-1]
 
         if self.select == "score":
             chosen = np.argmax(selection, axis=0)
@@ -300,35 +294,6 @@ class Aligner:
         final_geometric = np.take_along_axis(np.stack([option[1] for option in options]), index[None], axis=0)[0]
         trajectory = Pose.cat([trajectory, Pose.stack([final])])
         return trajectory, np.concatenate([logits, final_logits[None]]), final_geometric, index
-
-    def _gated_refinements(
-        self,
-        observation: Observation,
-        detections: list[Detection],
-        observed: list[np.ndarray],
-        source: PixelSource,
-        box_tokens: Tensor,
-        points: Tensor,
-        normals: Tensor,
-        trajectory: Pose,
-        logits: np.ndarray,
-        up: np.ndarray,
-        timer: StageTimer,
-    ) -> tuple[Pose, np.ndarray, np.ndarray]:
-        """`stages.gated_refinements` more network passes from the last poses (H, K) of an image the fit gate
-        rejected; returns the trajectory and logits with those steps appended and the final poses' geometric
-        scores (H, K) (for the record: the gate leaves the choice to the learned score)."""
-        more, more_logits = self._refine(
-            source, box_tokens, points, normals, trajectory.index(-1), timer, n_refine=self.stages.gated_refinements
-        )
-        trajectory = Pose.cat([trajectory, more.index(slice(1, None))])
-        logits = np.concatenate([logits, more_logits[1:].numpy().astype(np.float64)])
-        with timer.stage("verification"):
-            verify_only = replace(self.stages, fit=False, depth_only=False, gated_refinements=0)
-            geometric = score_and_fit(
-                observation, detections, observed, self.cads, trajectory.index(-1), logits[-1], up, verify_only,
-            ).geometric
-        return trajectory, logits, geometric
 
     def _cad_samples(self, detections: Sequence[Detection]) -> tuple[Tensor, Tensor]:
         """CAD-frame surface points and outward normals (K, n_cad, 3) float64 of each detection's CAD."""

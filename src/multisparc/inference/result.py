@@ -34,9 +34,7 @@ class AlignmentResult:
         boxes: (K, 4) the detection boxes as used, clipped to the image, pixels.
         trajectory: poses of batch shape (S, H, K), S = n_refine + 1 passes, H hypotheses:
             trajectory[0] are the initial poses, trajectory[i] the poses after i updates; pass i of the
-            network saw trajectory[i]. With the depth fit one more step follows (the option each hypothesis
-            kept, `final_source`), and after it, in an image the fit gate rejected, the
-            `gated_refinements` further updates of the network (`inference.stages`).
+            network saw trajectory[i].
         logits: (S, H, K) the network's correctness logit at pass i for pose trajectory[i]; the last
             pass only scores (its update is not applied).
         chosen: (K,) int, the selected hypothesis per detection: of highest final score, or the first

@@ -27,11 +27,6 @@ score. The full pipeline (`PIPELINES["full"]`, the default) adds, per detection:
 The pipeline "fast" is "full" with the fits' nearest CAD samples looked up in a per-model table instead of
 exact kd trees (`IcpConfig.lookup`).
 
-`gated_refinements` (off in every named pipeline) gives an image the gate rejects more network refinements.
-One more, on the first 40 scenes of the sets (`fast` with and without it, instance %): realistic procedural
-37.5 -> 39.6 and SweetHome3D 35.7 -> 37.8, predicted 17.7 -> 16.7 and 19.4 -> 16.3, depth x 1.05 47.9 -> 47.9
-and 49.0 -> 50.0, boxes 69.8 -> 69.8 and 61.2 -> 60.2, clean unchanged: no gain over all, so it stays off.
-
 The fusion weight, the gate, the scale blend and the ICP settings were chosen on the first 40 scenes of the
 four benchmark sets; BENCHMARKS.md ("Test-time stages") has the ablation on all 100 of each.
 """
@@ -84,8 +79,6 @@ class PipelineStages:
         and are rarely chosen).
     depth_only_top: the depth-only starts of highest geometric score that are fitted, per detection.
     per_axis_scale: the fit reads a scale per axis from the depth (`depth_fit.scale_and_centre`), else one.
-    gated_refinements: more network refinements of an image whose fits the gate rejects (its depth too noisy
-        to fit to: the network's poses are all it has, and one more pass of the network improves them).
     icp: the observed points, ICP and geometric-score settings (`inlier_distance` is the score's tau).
     """
 
@@ -102,7 +95,6 @@ class PipelineStages:
     fit_top: int = 2
     depth_only_top: int = 4
     per_axis_scale: bool = True
-    gated_refinements: int = 0
     icp: IcpConfig = STAGE_ICP
 
     def __post_init__(self) -> None:
@@ -116,13 +108,10 @@ class PipelineStages:
             raise ValueError(f"overlap_power must be non-negative, got {self.overlap_power!r}")
         if not 0.0 <= self.fit_gate <= 1.0:
             raise ValueError(f"fit_gate must lie in [0, 1], got {self.fit_gate!r}")
-        for name, least in (("fit_top", 1), ("depth_only_top", 1), ("gated_refinements", 0)):
+        for name in ("fit_top", "depth_only_top"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                kind = "a positive" if least else "a non-negative"
-                raise ValueError(f"{name} must be {kind} integer, got {value!r}")
-        if self.gated_refinements and not self.fit:
-            raise ValueError("gated_refinements follow the fit gate: they need fit=True")
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
         for name in ("scale_blend", "depth_mask_scale_blend"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)!r}")
