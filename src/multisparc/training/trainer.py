@@ -10,7 +10,9 @@ examples (`TrainConfig.refined_classifier_ratio`) follow their predictions like 
 With `TrainConfig.scoring_pass` one more pass follows, with its own optimizer step: the classifier loss
 alone, on the refined poses of the update and hypothesis examples. Those are the poses the test-time
 scoring pass meets (the refined start near the truth and the refined turned ones); the classifier
-regions only approximate them.
+regions only approximate them. With `TrainConfig.flip_ranking` that pass also scores every refined pose
+turned by 180 deg about its up axis and ranks each such pair (`flip_ranking_loss`): the test-time choice
+among hypotheses fails most often on such flips.
 
 Validation reports, besides the refinement of update-style starts and the classifier on region draws,
 what the pipeline does at test time: every detection's 4 hypotheses 90 deg apart, refined, scored, the
