@@ -20,7 +20,7 @@ from PIL import Image
 
 from multisparc import cli
 from multisparc.datasets.bundle import read_bundle
-from multisparc.datasets.rgbd import scale_intrinsics
+from multisparc.datasets.rgbd import scale_intrinsics, write_rgbd_frame
 
 WIDTH, HEIGHT = 480, 360
 
@@ -32,20 +32,7 @@ def cads_json(synth: Path) -> Path:
 def rgbd_frame(scene: Path, folder: Path) -> dict[str, Path]:
     """What an RGB-D camera and a detector give of a synthetic scene: color.jpg, depth.png (uint16 mm),
     intrinsic.txt (3x3) and boxes.json (boxes, classes, CADs, scores; no ids, no masks)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    Image.open(scene / "image.png").save(folder / "color.jpg", quality=95)
-    depth = np.load(scene / "depth.npy")
-    Image.fromarray(np.round(depth * 1000).astype(np.uint16)).save(folder / "depth.png")
-    np.savetxt(folder / "intrinsic.txt", np.asarray(json.loads((scene / "camera.json").read_text())["K"]))
-    detections = json.loads((scene / "detections.json").read_text())
-    boxes = [{key: det[key] for key in ("bbox", "category", "cad", "score")} for det in detections]
-    (folder / "boxes.json").write_text(json.dumps(boxes))
-    return {
-        "image": folder / "color.jpg",
-        "depth": folder / "depth.png",
-        "intrinsics": folder / "intrinsic.txt",
-        "detections": folder / "boxes.json",
-    }
+    return write_rgbd_frame(read_bundle(scene), folder)
 
 
 def make_bundle(frame: dict[str, Path], cads: Path, out: Path, *extra: str) -> int:

@@ -4,6 +4,7 @@ the true one (seat block and backrest), a solid block of the same bounding box, 
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from dataclasses import replace
@@ -11,14 +12,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import trimesh
 
 from chair_scene import chair_mesh
 from multisparc import cli
+from multisparc.benchmarks.choose_cad import align_from_rgbd_files, as_true_model
 from multisparc.cad import CadIndex, SampleCache
 from multisparc.datasets.bundle import BundleError, SceneBundle, read_detections, write_bundle
 from multisparc.datasets.rgbd import read_box_detections
 from multisparc.evaluation.object_errors import image_errors
+from multisparc.geometry import quat_to_matrix
 from multisparc.inference import Aligner, load_checkpoint, shipped_checkpoint
 from multisparc.inference.cad_choice import choose_cads
 from multisparc.inference.cad_prior import observed_extents, proportion_distance, rank_cads
@@ -99,9 +103,10 @@ def test_choose_cad_picks_and_aligns_the_true_chair(
     assert all(c["prior_distance"] is None for c in candidates)  # all four aligned: no ranking needed
     scores = [c["choice_score"] for c in candidates]
     assert scores == sorted(scores, reverse=True) and scores[0] > scores[1] + 1.0
-    for c in candidates:  # learned + 20 x geometric, as the full pipeline fuses them
+    for c in candidates:  # learned + 160 x geometric (cad_choice.CAD_FUSION_WEIGHT)
         logit = math.log(c["score"] / (1 - c["score"]))
-        assert c["choice_score"] == pytest.approx(logit + 20.0 * c["geometric_score"], abs=1e-6)
+        assert c["choice_score"] == pytest.approx(logit + 160.0 * c["geometric_score"], abs=1e-6)
+    assert choice["rule"] == "learned logit + 160 x geometric score"
     # The record keeps the contract's fields and the chosen pose is the winning pass's.
     (record,) = result.to_predictions()
     assert record["cad"] == "chair0" and record["cad_choice"] == choice
@@ -161,3 +166,41 @@ def test_align_cli_chooses_the_cad(tmp_path: Path, stripped: SceneBundle, cads: 
     assert {c["cad"] for c in record["cad_choice"]["candidates"]} == {"block", "chair0", "stool"}
     assert cli.main([*base, "--out", str(tmp_path / "bad"), "--choose-cad", "0"]) == 2
     assert "--choose-cad takes a positive number" in capsys.readouterr().err
+
+
+def test_the_rgbd_files_path_chooses_and_aligns_the_chair_from_boxes_only(
+    scene: SceneBundle, aligner: Aligner, tmp_path: Path
+) -> None:
+    renamed = replace(scene, detections=[replace(det, id=7) for det in scene.detections])
+    result = align_from_rgbd_files(aligner, renamed, 4, tmp_path / "frame")
+    boxes = json.loads((tmp_path / "frame" / "boxes.json").read_text())
+    assert [set(box) for box in boxes] == [{"bbox", "category", "score"}]  # no CAD, id or mask
+    (obj,) = result.objects
+    assert obj.id == 7 and obj.cad == "chair0"
+    errors = image_errors(result, [replace(pose, id=7) for pose in scene.gt])
+    assert errors.objects[0].final.aligned, errors.objects[0].final
+
+
+def test_a_chosen_pose_re_expressed_as_the_true_model_keeps_its_box(tmp_path: Path) -> None:
+    small = trimesh.creation.box(extents=(0.4, 0.5, 0.4))
+    small.apply_translation((0.1, 0.25, 0.0))  # a model whose frame is not centred on its box
+    small.export(tmp_path / "small.ply")
+    trimesh.creation.box(extents=(0.8, 1.0, 0.6)).export(tmp_path / "big.ply")
+    index = {name: {"path": f"{name}.ply", "category": "chair", "sym": "none"} for name in ("small", "big")}
+    (tmp_path / "cads.json").write_text(json.dumps(index))
+    cads = CadIndex.load(tmp_path / "cads.json", cache=SampleCache(tmp_path / "samples"))
+    q = [math.cos(math.radians(15)), 0.0, math.sin(math.radians(15)), 0.0]  # 30 deg about y, (w, x, y, z)
+    chosen = {"id": 4, "cad": "small", "q": q, "t": [0.3, 0.2, 3.0], "s": [1.5, 1.2, 1.0], "score": 0.9}
+    same = {"id": 5, "cad": "big", "q": q, "t": [1.0, 0.2, 4.0], "s": [1.0, 1.0, 1.0], "score": 0.8}
+    moved, kept = as_true_model([chosen, same], {4: "big", 5: "big"}, cads)
+    assert kept == same
+    assert moved["cad"] == "big" and moved["chosen_cad"] == "small"
+
+    def corners(record: dict) -> np.ndarray:
+        R = quat_to_matrix(torch.tensor(record["q"], dtype=torch.float64)).numpy()
+        signs = np.array(list(itertools.product((-0.5, 0.5), repeat=3)))
+        local = cads.centre(record["cad"]) + signs * cads.extent(record["cad"])
+        return (local * record["s"]) @ R.T + record["t"]
+
+    np.testing.assert_allclose(corners(moved), corners(chosen), atol=1e-9)
+    np.testing.assert_allclose(moved["s"], [0.75, 0.6, 2.0 / 3.0])

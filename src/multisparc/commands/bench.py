@@ -30,11 +30,12 @@ multisparc bench ablation --results OUT... [--markdown BENCHMARKS.md [--section 
 multisparc bench model [--presets paper gpu cpu tiny] [--markdown BENCHMARKS.md]
     parameters and FLOPs per forward pass of each training preset's network.
 
-multisparc bench choose-cad [--scenes 20] [--k 10] [--per-class 16] [--sweethome3d DIR] [--work DIR]
+multisparc bench choose-cad [--scenes 20] [--k 10] [--per-class 16] [--sweethome3d DIR] [--work DIR] [--rgbd]
                             [--checkpoint model.pt] [--markdown BENCHMARKS.md]
     detections without CAD ids, the CAD chosen among K of its class (`align --choose-cad K`), against the
-    same clean scenes aligned with the true CADs: accuracy, how often the true CAD is chosen, time per object
-    (`multisparc.benchmarks.choose_cad`).
+    same clean scenes aligned with the true CADs: accuracy, how often the true CAD is chosen, time per object;
+    with --rgbd also from each scene's RGB-D files with boxes and categories only, made into a bundle as
+    `multisparc bundle` does (`multisparc.benchmarks.choose_cad`).
 
 multisparc bench training --run runs/cpu [--after PHASE...] [--command "..."] [--plot PNG]
                           [--markdown BENCHMARKS.md [--section NAME --title TITLE]]
@@ -115,6 +116,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     choose.add_argument("--checkpoint", type=Path, default=None, help="model file (default: the shipped network)")
     choose.add_argument("--markdown", type=Path, default=None, help="write the results into this file")
     choose.add_argument("--seed", type=int, default=0, help="scene seed")
+    choose.add_argument(
+        "--rgbd", action="store_true", help="also from RGB-D files (JPEG, 16-bit PNG, K, boxes with categories only)"
+    )
     training = sub.add_parser("training", help="learning curve of a training run (metrics.jsonl)")
     training.add_argument("--run", type=Path, required=True, help="the run folder (holds metrics.jsonl)")
     training.add_argument(
@@ -432,7 +436,8 @@ def _choose_cad(args: argparse.Namespace) -> int:
         work = args.work or Path(tmp)
         for name in args.sets:
             scenes, library = make_scenes(work, name, args.per_class, args.sweethome3d, args.scenes, args.seed)
-            rows += run_set(Aligner(model, inputs, library, seed=args.seed), name, scenes, args.k, work / name)
+            aligner = Aligner(model, inputs, library, seed=args.seed)
+            rows += run_set(aligner, name, scenes, args.k, work / name, rgbd=args.rgbd)
     body = choose_cad_section(rows, checkpoint.name, args.scenes, args.k, args.per_class)
     print(body)
     if args.markdown is not None:

@@ -24,6 +24,7 @@ pixel, so depths are never averaged across an edge, and pixels that the depth do
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -519,3 +520,29 @@ def write_new_bundle(out: Path, bundle: SceneBundle) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out
+
+
+def write_rgbd_frame(bundle: SceneBundle, folder: Path, with_cads: bool = True) -> dict[str, Path]:
+    """What an RGB-D camera and a box detector give of a scene bundle, written into `folder`: color.jpg
+    (quality 95), depth.png (uint16 millimetres, 0 unknown), intrinsic.txt (the 3 x 3 K) and boxes.json (each
+    detection's bbox, category, score and, `with_cads`, its cad; no ids, no masks). Returns the paths by the
+    `rgbd_bundle` argument each is for: image, depth, intrinsics, detections."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    obs = bundle.observation
+    paths = {
+        "image": folder / "color.jpg",
+        "depth": folder / "depth.png",
+        "intrinsics": folder / "intrinsic.txt",
+        "detections": folder / "boxes.json",
+    }
+    Image.fromarray(obs.image).save(paths["image"], quality=95)
+    depth = np.where(np.isfinite(obs.depth), obs.depth, 0.0)
+    Image.fromarray(np.round(depth * 1000).astype(np.uint16)).save(paths["depth"])
+    np.savetxt(paths["intrinsics"], obs.camera.K)
+    boxes = [{"bbox": det.bbox.tolist(), "category": det.category, "score": det.score} for det in bundle.detections]
+    if with_cads:
+        for box, det in zip(boxes, bundle.detections, strict=True):
+            box["cad"] = det.cad
+    paths["detections"].write_text(json.dumps(boxes))
+    return paths
