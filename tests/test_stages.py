@@ -238,6 +238,34 @@ def test_depth_mask_reads_the_front_outside_an_occluding_detection() -> None:
     assert (mask == cabinet_pixels).all()
 
 
+def _upright_scene(depth: np.ndarray) -> Observation:
+    """A camera looking level (gravity up is -y), depth (H, W) of fronto-parallel surfaces: normals face it."""
+    height, width = depth.shape
+    K = np.array([[100.0, 0.0, width / 2], [0.0, 100.0, height / 2], [0.0, 0.0, 1.0]])
+    normals = np.zeros((height, width, 3), dtype=np.float32)
+    normals[..., 2] = -1.0
+    image = np.zeros((height, width, 3), np.uint8)
+    return Observation(image, Camera(K, width, height), depth.astype(np.float32), normals)
+
+
+def test_depth_mask_drops_the_wall_an_object_stands_against() -> None:
+    """A cabinet 25 cm in front of a wall (within the class's reach): the wall's pixels in the box go, the
+    cabinet's stay. A chair's back with the seat in front is kept: it ends at the box, the room behind is far."""
+    up = np.array([0.0, -1.0, 0.0])
+    depth = np.full((120, 160), 3.3)  # the wall
+    depth[40:100, 50:110] = 3.05  # the cabinet's front
+    cabinet = Detection(1, "cabinet", np.array([40.0, 30.0, 120.0, 110.0]), "c")
+    mask = depth_mask(_upright_scene(depth), cabinet, up)
+    assert mask[40:100, 50:110].all() and mask.sum() == 60 * 60
+
+    depth = np.full((120, 160), 6.0)  # the room behind the chair, beyond its reach
+    depth[30:70, 50:110] = 3.3  # the back
+    depth[70:100, 50:110] = 3.0  # the seat's front, nearer (drawn upright: a plane facing the camera)
+    chair = Detection(2, "chair", np.array([50.0, 30.0, 110.0, 100.0]), "c")
+    mask = depth_mask(_upright_scene(depth), chair, up)
+    assert mask[30:100, 50:110].all()
+
+
 @pytest.mark.slow
 def test_stage_times_split_a_pipeline_by_stage(scene, cads) -> None:
     torch.manual_seed(0)

@@ -4,16 +4,24 @@ Inside a box without a mask, most pixels may be background: the wall or the room
 front of and under the object. This keeps the pixels of the box that are likely the object's, camera
 frame, metres:
 
-- depth window: the valid depths of the box in 5 cm bins; the nearest bin holding at least
-  `_MODE_SHARE` of the fullest one is the object's front; pixels from `_FRONT_MARGIN` before it to the
-  class's typical horizontal diagonal behind it are kept (the wall behind the object falls out);
+- depth window: the valid depths of the box in 5 cm bins, counted over `_FRONT_SMOOTH_BINS` bins (a
+  surface slanted away from the camera, a bed's top at a grazing angle, spreads over many bins); the nearest
+  bin holding at least `_MODE_SHARE` of the fullest one is the object's front; pixels from `_FRONT_MARGIN`
+  before it to the class's typical horizontal diagonal behind it are kept (a wall farther behind the object
+  falls out);
 - other detections: the front is read from the pixels of the box outside the image's other boxes when
   they are at least `_OWN_SHARE` of its valid pixels. An object in front of this one, reaching into its
   box, is another detection, and its pixels there would otherwise be taken for this object's front (the
   window then drops them, since they lie before the front);
 - floor: when the lowest kept pixels face up (normal within `_FLOOR_CONE_DEG` of gravity up), the
   up-facing pixels within `_FLOOR_BAND` of them are dropped (a table top or a seat faces up too, but it
-  is not the lowest surface in its box).
+  is not the lowest surface in its box);
+- wall: a wall within that reach (an object standing against it) is a vertical plane among the kept pixels
+  (normals within `_WALL_NORMAL_DEG` of one another and points within `_WALL_DISTANCE` of it) that holds at
+  least `_WALL_SHARE` of them, has at least `_WALL_BEHIND` of the others `_WALL_GAP` or more in front of
+  it, and goes on outside the box where its pixels meet the box's left, right or top edge (half of the pixels
+  `_WALL_PROBE` pixels outside on the plane): its pixels are dropped. A chair's back or a sofa's has the seat
+  in front, but ends at the box; a cabinet's front has nothing in front of it.
 
 The result feeds the network's mask channel and the observed points of the test-time stages, as a
 detector's mask would.
@@ -39,6 +47,14 @@ _FLOOR_BAND = 0.05
 _OWN_SHARE = 0.2
 # Fewer kept pixels than this share of the box's valid ones and the box itself is returned.
 _MIN_KEPT_SHARE = 0.05
+_FRONT_SMOOTH_BINS = 5
+_WALL_NORMAL_DEG = 20.0
+_WALL_DISTANCE = 0.02
+_WALL_SHARE = 0.1
+_WALL_BEHIND = 0.7
+_WALL_GAP = 0.05
+_WALL_PROBE = 4
+_WALL_TRIES = 40
 
 
 def depth_mask(
@@ -60,15 +76,14 @@ def depth_mask(
     values = region[own] if own.sum() >= _OWN_SHARE * valid.sum() else region[valid]
     edges = np.arange(values.min(), values.max() + 2 * _BIN, _BIN)
     counts, _ = np.histogram(values, bins=edges)
+    counts = np.convolve(counts, np.ones(_FRONT_SMOOTH_BINS), mode="same")
     front = edges[np.flatnonzero(counts >= _MODE_SHARE * counts.max())[0]]
     size = category_info(detection.category).typical_size
     reach = math.hypot(size[0], size[2])
     keep = valid & (region >= front - _FRONT_MARGIN) & (region <= front + _BIN + reach)
     if observation.normals is not None:
         j, i = np.nonzero(keep)
-        z = region[j, i]
-        uv1 = np.stack([i + cols.start, j + rows.start, np.ones_like(z)], axis=1)
-        points = z[:, None] * (uv1 @ np.linalg.inv(observation.camera.K).T)
+        points = _camera_points(region[j, i], j + rows.start, i + cols.start, observation.camera.K)
         normals = np.asarray(observation.normals[rows, cols], dtype=np.float64)[j, i]
         upward = normals @ up > math.cos(math.radians(_FLOOR_CONE_DEG))
         level = points @ up
@@ -76,6 +91,8 @@ def depth_mask(
         if upward.any() and level[upward].min() <= level.min() + _FLOOR_BAND:
             floor = upward & (level <= level[upward].min() + _FLOOR_BAND)
             keep[j[floor], i[floor]] = False
+        wall = _wall(observation, points, normals, j, i, rows, cols, up) & keep[j, i]
+        keep[j[wall], i[wall]] = False
     if keep.sum() < _MIN_KEPT_SHARE * valid.sum():
         keep = valid
     mask[rows, cols] = keep
@@ -106,3 +123,68 @@ def _inside_boxes(
         if top < bottom and left < right:
             inside[top - rows.start : bottom - rows.start, left - cols.start : right - cols.start] = True
     return inside
+
+
+def _camera_points(z: np.ndarray, rows: np.ndarray, cols: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Camera-frame points (N, 3) of depths z (N,) metres at pixels (rows, cols) (N,) of a camera K (3, 3)."""
+    uv1 = np.stack([cols, rows, np.ones_like(z)], axis=1).astype(np.float64)
+    return z[:, None] * (uv1 @ np.linalg.inv(K).T)
+
+
+def _wall(
+    observation: Observation,
+    points: np.ndarray,
+    normals: np.ndarray,
+    j: np.ndarray,
+    i: np.ndarray,
+    rows: slice,
+    cols: slice,
+    up: np.ndarray,
+) -> np.ndarray:
+    """(N,) bool: which of the kept pixels (j, i) (box block coordinates), with camera-frame points and normals
+    (N, 3), lie on a wall behind the object (module docstring); none when no plane qualifies."""
+    none = np.zeros(len(points), dtype=bool)
+    vertical = np.flatnonzero(np.abs(normals @ up) < math.sin(math.radians(_WALL_NORMAL_DEG)))
+    if len(vertical) < _WALL_SHARE * len(points):
+        return none
+    rng = np.random.default_rng(0)  # the same mask every time
+    best = none
+    for seed in rng.choice(vertical, size=min(_WALL_TRIES, len(vertical)), replace=False):
+        normal = normals[seed] - (normals[seed] @ up) * up  # horizontal: the wall stands upright
+        normal /= np.linalg.norm(normal)
+        offset = normal @ points[seed]
+        # Normals face the camera, so the side of the plane towards the camera has n . p > offset.
+        signed = points @ normal - offset
+        inliers = (np.abs(signed) < _WALL_DISTANCE) & (normals @ normal > math.cos(math.radians(_WALL_NORMAL_DEG)))
+        if inliers.sum() <= max(best.sum(), _WALL_SHARE * len(points)) or (~inliers).sum() == 0:
+            continue
+        if np.mean(signed[~inliers] > _WALL_GAP) >= _WALL_BEHIND and _goes_on(
+            observation, normal, offset, j[inliers] + rows.start, i[inliers] + cols.start, rows, cols
+        ):
+            best = inliers
+    return best
+
+
+def _goes_on(
+    observation: Observation, normal: np.ndarray, offset: float, r: np.ndarray, c: np.ndarray, rows: slice, cols: slice
+) -> bool:
+    """Whether the plane (normal . p = offset, camera frame) holds half of the image's pixels `_WALL_PROBE`
+    outside the box beyond its pixels (r, c) (image rows and columns) on the box's left, right or top edge."""
+    height, width = observation.depth.shape
+    probe_r, probe_c = [], []
+    for on_edge, dr, dc in (
+        (c <= cols.start + 1, 0, cols.start - _WALL_PROBE - c),
+        (c >= cols.stop - 2, 0, cols.stop - 1 + _WALL_PROBE - c),
+        (r <= rows.start + 1, rows.start - _WALL_PROBE - r, 0),
+    ):
+        probe_r.append((r + dr)[on_edge])
+        probe_c.append((c + dc)[on_edge])
+    pr, pc = np.concatenate(probe_r), np.concatenate(probe_c)
+    inside = (pr >= 0) & (pr < height) & (pc >= 0) & (pc < width)
+    pr, pc = pr[inside], pc[inside]
+    z = np.asarray(observation.depth[pr, pc], dtype=np.float64)
+    valid = np.isfinite(z) & (z > 0)
+    if valid.sum() < 10:
+        return False
+    probed = _camera_points(z[valid], pr[valid], pc[valid], observation.camera.K)
+    return bool(np.mean(np.abs(probed @ normal - offset) < _WALL_DISTANCE) >= 0.5)
