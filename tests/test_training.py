@@ -429,7 +429,9 @@ def test_hypothesis_examples_start_turned_and_follow_their_refinements(monkeypat
     assert torch.allclose(second.t[follows], followed.t[follows], atol=1e-6)
 
 
-def test_the_scoring_pass_scores_the_refined_poses(monkeypatch, builder: ImageBuilder, tiny: TrainConfig):
+def _train_one_batch(monkeypatch, builder: ImageBuilder, config: TrainConfig):
+    """One `train_batch` of 4 images with a fresh network; returns (images, sources, model, the recorded
+    forward passes, the batch's metrics)."""
     from multisparc.model import MultiSparcNet
 
     images = [builder.build(image_seed(9, 0, 0, 0, i)) for i in range(4)]
@@ -437,11 +439,16 @@ def test_the_scoring_pass_scores_the_refined_poses(monkeypatch, builder: ImageBu
     sources = [image.pixel_source(caster) for image in images]
     seen = _record_predictions(monkeypatch)
     torch.manual_seed(0)
-    model = MultiSparcNet(tiny.model)
-    config = tiny.replace(scoring_pass=True)
+    model = MultiSparcNet(config.model)
     metrics = train_batch(
         model, Lamb(model.parameters(), lr=1e-3), images, sources, config, torch.device("cpu")
     ).means()
+    return images, sources, model, seen, metrics
+
+
+def test_the_scoring_pass_scores_the_refined_poses(monkeypatch, builder: ImageBuilder, tiny: TrainConfig):
+    config = tiny.replace(scoring_pass=True)
+    images, _, _, seen, metrics = _train_one_batch(monkeypatch, builder, config)
     assert len(seen) == config.refinement_steps + 1
     (last_poses, last_update), (scored, _) = seen[-2], seen[-1]
     refined = apply_update(last_poses, last_update)
@@ -453,18 +460,8 @@ def test_the_scoring_pass_scores_the_refined_poses(monkeypatch, builder: ImageBu
 
 
 def test_flip_ranking_scores_every_refined_pose_turned_half_way(monkeypatch, builder: ImageBuilder, tiny: TrainConfig):
-    from multisparc.model import MultiSparcNet
-
-    images = [builder.build(image_seed(9, 0, 0, 0, i)) for i in range(4)]
-    caster = process_resources(str(builder.cads.source))[1]
-    sources = [image.pixel_source(caster) for image in images]
-    seen = _record_predictions(monkeypatch)
-    torch.manual_seed(0)
-    model = MultiSparcNet(tiny.model)
     config = tiny.replace(scoring_pass=True, flip_ranking=1.0)
-    metrics = train_batch(
-        model, Lamb(model.parameters(), lr=1e-3), images, sources, config, torch.device("cpu")
-    ).means()
+    images, sources, model, seen, metrics = _train_one_batch(monkeypatch, builder, config)
     assert len(seen) == config.refinement_steps + 2
     (scored, _), (flipped, _) = seen[-2], seen[-1]
     assert torch.equal(_quarter_turns(scored.R, flipped.R), torch.full((scored.shape[0],), 2))
