@@ -257,6 +257,14 @@ def test_depth_mask_drops_the_wall_an_object_stands_against() -> None:
     cabinet = Detection(1, "cabinet", np.array([40.0, 30.0, 120.0, 110.0]), "c")
     mask = depth_mask(_upright_scene(depth), cabinet, up)
     assert mask[40:100, 50:110].all() and mask.sum() == 60 * 60
+    unknown = _upright_scene(depth)
+    unknown.normals[30:60] = 0.0  # normals unknown over the top of the box: they seed no plane, join none
+    with np.errstate(all="raise"):
+        partly = depth_mask(unknown, cabinet, up)
+    known_wall = np.zeros_like(partly)
+    known_wall[60:110, 40:120] = True
+    known_wall[40:100, 50:110] = False
+    assert partly[40:100, 50:110].all() and not (partly & known_wall).any()
 
     depth = np.full((120, 160), 6.0)  # the room behind the chair, beyond its reach
     depth[30:70, 50:110] = 3.3  # the back

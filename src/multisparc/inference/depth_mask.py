@@ -144,7 +144,8 @@ def _wall(
     """(N,) bool: which of the kept pixels (j, i) (box block coordinates), with camera-frame points and normals
     (N, 3), lie on a wall behind the object (module docstring); none when no plane qualifies."""
     none = np.zeros(len(points), dtype=bool)
-    vertical = np.flatnonzero(np.abs(normals @ up) < math.sin(math.radians(_WALL_NORMAL_DEG)))
+    known = np.linalg.norm(normals, axis=1) > 0.5  # unknown normals are zero
+    vertical = np.flatnonzero(known & (np.abs(normals @ up) < math.sin(math.radians(_WALL_NORMAL_DEG))))
     if len(vertical) < _WALL_SHARE * len(points):
         return none
     rng = np.random.default_rng(0)  # the same mask every time
