@@ -130,11 +130,12 @@ def run_set(
         for path, result in results.items():
             result.require_finite(scene)
             write_json(out / path / scene.name / "alignment.json", result.diagnostics())
-            write_json(out / path / scene.name / "predictions.json", result.to_predictions())
+            predictions = result.to_predictions()
+            write_json(out / path / scene.name / "predictions.json", predictions)
             seconds[path] += result.timings["total"]
             if path == "true":
                 continue
-            physical = as_true_model(result.to_predictions(), truth, cads)
+            physical = as_true_model(predictions, truth, cads)
             write_json(out / f"{path}-physical" / scene.name / "predictions.json", physical)
             for obj in result.objects:
                 chosen_true[path] += obj.cad == truth[obj.id]

@@ -23,7 +23,7 @@ from scipy.spatial import cKDTree
 from multisparc.cad.nearest import NearestSampleGrid
 from multisparc.categories import category_info, scale_range
 from multisparc.datasets.bundle import Detection, Observation
-from multisparc.inference.initialisation import box_pixel_ranges
+from multisparc.inference.initialisation import box_pixel_ranges, pixel_points
 
 
 @dataclass(frozen=True)
@@ -117,9 +117,7 @@ def detection_points(
     if valid.sum() < config.min_points:
         return np.zeros((0, 3)), "fallback"
     j, i = np.nonzero(valid)
-    z = depth[j, i]
-    uv1 = np.stack([i + cols.start, j + rows.start, np.ones_like(z)], axis=1).astype(np.float64)
-    points = z[:, None] * (uv1 @ np.linalg.inv(observation.camera.K).T)
+    points = pixel_points(depth[j, i], j + rows.start, i + cols.start, observation.camera.K)
     # Background through the box (floor, wall) lies beyond any point of an object of this class.
     reach = float(np.linalg.norm(category_info(detection.category).max_size))
     points = points[np.linalg.norm(points - np.median(points, axis=0), axis=1) <= reach]

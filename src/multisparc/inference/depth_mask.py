@@ -37,7 +37,7 @@ import numpy as np
 
 from multisparc.categories import category_info
 from multisparc.datasets.bundle import Detection, Observation
-from multisparc.inference.initialisation import box_pixel_ranges
+from multisparc.inference.initialisation import box_pixel_ranges, pixel_points
 
 _BIN = 0.05
 _MODE_SHARE = 0.25
@@ -83,7 +83,7 @@ def depth_mask(
     keep = valid & (region >= front - _FRONT_MARGIN) & (region <= front + _BIN + reach)
     if observation.normals is not None:
         j, i = np.nonzero(keep)
-        points = _camera_points(region[j, i], j + rows.start, i + cols.start, observation.camera.K)
+        points = pixel_points(region[j, i], j + rows.start, i + cols.start, observation.camera.K)
         normals = np.asarray(observation.normals[rows, cols], dtype=np.float64)[j, i]
         upward = normals @ up > math.cos(math.radians(_FLOOR_CONE_DEG))
         level = points @ up
@@ -123,12 +123,6 @@ def _inside_boxes(
         if top < bottom and left < right:
             inside[top - rows.start : bottom - rows.start, left - cols.start : right - cols.start] = True
     return inside
-
-
-def _camera_points(z: np.ndarray, rows: np.ndarray, cols: np.ndarray, K: np.ndarray) -> np.ndarray:
-    """Camera-frame points (N, 3) of depths z (N,) metres at pixels (rows, cols) (N,) of a camera K (3, 3)."""
-    uv1 = np.stack([cols, rows, np.ones_like(z)], axis=1).astype(np.float64)
-    return z[:, None] * (uv1 @ np.linalg.inv(K).T)
 
 
 def _wall(
@@ -187,5 +181,5 @@ def _goes_on(
     valid = np.isfinite(z) & (z > 0)
     if valid.sum() < 10:
         return False
-    probed = _camera_points(z[valid], pr[valid], pc[valid], observation.camera.K)
+    probed = pixel_points(z[valid], pr[valid], pc[valid], observation.camera.K)
     return bool(np.mean(np.abs(probed @ normal - offset) < _WALL_DISTANCE) >= 0.5)

@@ -155,6 +155,13 @@ def box_pixel_ranges(box: np.ndarray) -> tuple[slice, slice]:
     return span(y1, y2), span(x1, x2)
 
 
+def pixel_points(z: np.ndarray, rows: np.ndarray, cols: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Camera-frame points (N, 3) float64 of depths z (N,) metres at image pixels (rows, cols) (N,) of a
+    camera K (3, 3): the numpy form of `geometry.backproject` for the depth fits' point sets."""
+    uv1 = np.stack([cols, rows, np.ones_like(z)], axis=1).astype(np.float64)
+    return z[:, None] * (uv1 @ np.linalg.inv(K).T)
+
+
 def surface_depth(depth: np.ndarray, box: np.ndarray, mask: np.ndarray | None) -> tuple[float | None, DepthSource]:
     """Median z-depth (metres) of the visible surface in box (4,) of depth (H, W) (0 or NaN = unknown).
 

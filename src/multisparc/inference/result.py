@@ -154,7 +154,7 @@ class AlignmentResult:
         detection_score, plus diagnostics: `hypothesis` (chosen index), `hypothesis_scores` (H final
         scores), `iterations` (the chosen hypothesis's poses through the passes, the first being its
         initialisation, each with t, q, s and the score the network gave it; with the depth fit, the last
-        is the fitted pose or the network's again), and with the verification `geometric_scores` (of the
+        is the fitted pose or the network's again), and with the verification `geometric_score` (of the
         chosen pose) and `final_source` (which option the final pose is: "network", "depth fit",
         "depth-only fit")."""
         trajectory = self.chosen_trajectory()
