@@ -23,7 +23,7 @@ from multisparc.datasets.bundle import Camera, Detection, Observation, SceneBund
 from multisparc.geometry import Pose, quat_to_matrix
 from multisparc.inference import Aligner, InitialisationConfig, initial_poses
 from multisparc.inference.depth_fit import IcpConfig, SurfaceSamples, rotation_about
-from multisparc.inference.depth_mask import depth_mask
+from multisparc.inference.depth_mask import depth_mask, with_depth_masks
 from multisparc.inference.initialisation import box_pixel_ranges
 from multisparc.inference.observed_start import observed_start
 from multisparc.inference.stages import (
@@ -236,6 +236,32 @@ def test_depth_mask_reads_the_front_outside_an_occluding_detection() -> None:
     mask = depth_mask(observation, cabinet, UP, [bookshelf])
     assert not (mask & (depth == 1.2)).any()
     assert (mask == cabinet_pixels).all()
+
+
+def test_depth_mask_of_a_box_inside_another_reads_the_pixels_no_other_mask_claims() -> None:
+    """A sofa 4 m away seen above a near display (1.2 m) whose box holds the sofa's whole box: no pixel of the
+    sofa's box lies outside the display's, and the display's pixels are the fullest of the box, so alone the
+    mask is the display's. Read after the display's own mask, it is the sofa's pixels and nothing else."""
+    up = np.array([0.0, -1.0, 0.0])
+    depth = np.full((120, 160), 8.0)  # the room behind, beyond the sofa's reach
+    depth[20:30, 100:150] = 4.0  # the sofa's visible top
+    depth[30:120, 50:150] = 1.2  # the display
+    observation = _upright_scene(depth)
+    display = Detection(1, "display", np.array([40.0, 15.0, 160.0, 120.0]), "d")
+    sofa = Detection(2, "sofa", np.array([100.0, 15.0, 150.0, 45.0]), "s")
+    sofa_pixels = depth == 4.0
+    alone = depth_mask(observation, sofa, up, [display])
+    assert (alone == ((depth == 1.2) & box_mask(sofa, depth.shape))).all()
+    masks = {det.id: det.mask for det in with_depth_masks(observation, [display, sofa], up)}
+    assert (masks[2] == sofa_pixels).all()
+    assert (masks[1] == (depth == 1.2)).all()  # the display's own mask is read once, as before
+
+
+def box_mask(detection: Detection, shape: tuple[int, int]) -> np.ndarray:
+    rows, cols = box_pixel_ranges(detection.bbox)
+    mask = np.zeros(shape, dtype=bool)
+    mask[rows, cols] = True
+    return mask
 
 
 def _upright_scene(depth: np.ndarray) -> Observation:

@@ -12,7 +12,9 @@ frame, metres:
 - other detections: the front is read from the pixels of the box outside the image's other boxes when
   they are at least `_OWN_SHARE` of its valid pixels. An object in front of this one, reaching into its
   box, is another detection, and its pixels there would otherwise be taken for this object's front (the
-  window then drops them, since they lie before the front);
+  window then drops them, since they lie before the front). A box lying almost wholly inside another's (a
+  sofa seen above a near display that hides most of it) has too few such pixels: its front is then read
+  from the pixels no other detection's mask claims (`with_depth_masks` reads the others' masks first);
 - floor: when the lowest kept pixels face up (normal within `_FLOOR_CONE_DEG` of gravity up), the
   up-facing pixels within `_FLOOR_BAND` of them are dropped (a table top or a seat faces up too, but it
   is not the lowest surface in its box);
@@ -58,21 +60,24 @@ _WALL_TRIES = 40
 
 
 def depth_mask(
-    observation: Observation, detection: Detection, up: np.ndarray, others: Sequence[Detection] = ()
+    observation: Observation,
+    detection: Detection,
+    up: np.ndarray,
+    others: Sequence[Detection] = (),
+    claimed: np.ndarray | None = None,
 ) -> np.ndarray:
     """(H, W) bool mask of the detection's likely pixels (module docstring); the box's valid pixels when
-    the depth tells nothing. up (3,) gravity in the camera frame; others: the image's other detections.
-    Needs the observation's depth."""
-    depth = np.asarray(observation.depth, dtype=np.float64)
-    height, width = depth.shape
-    rows, cols = box_pixel_ranges(detection.bbox)
-    region = depth[rows, cols]
-    valid = np.isfinite(region) & (region > 0)
-    mask = np.zeros((height, width), dtype=bool)
+    the depth tells nothing. up (3,) gravity in the camera frame; others: the image's other detections;
+    claimed: (H, W) bool, the pixels of the other detections' masks, read when the box has too few pixels
+    outside the other boxes. Needs the observation's depth."""
+    rows, cols, region, valid = _box_depths(observation.depth, detection)
+    mask = np.zeros(observation.depth.shape, dtype=bool)
     if not valid.any():
         mask[rows, cols] = True
         return mask
     own = valid & ~_inside_boxes(others, rows, cols, region.shape)
+    if own.sum() < _OWN_SHARE * valid.sum() and claimed is not None:
+        own = valid & ~claimed[rows, cols]
     values = region[own] if own.sum() >= _OWN_SHARE * valid.sum() else region[valid]
     edges = np.arange(values.min(), values.max() + 2 * _BIN, _BIN)
     counts, _ = np.histogram(values, bins=edges)
@@ -101,13 +106,39 @@ def depth_mask(
 
 def with_depth_masks(observation: Observation, detections: Sequence[Detection], up: np.ndarray) -> list[Detection]:
     """The detections, each without a mask given one read from the depth (`depth_mask`, the others of the
-    image as its `others`); up (3,) gravity in the camera frame."""
-    return [
-        det
+    image as its `others`); up (3,) gravity in the camera frame.
+
+    Two passes: a box with too few pixels outside the other boxes has its mask read again with the pixels of
+    the others' masks of the first pass (given or read) as `claimed`."""
+    first = [
+        det.mask
         if det.mask is not None
-        else replace(det, mask=depth_mask(observation, det, up, [other for other in detections if other is not det]))
+        else depth_mask(observation, det, up, [other for other in detections if other is not det])
         for det in detections
     ]
+    masked = []
+    for k, det in enumerate(detections):
+        others = [other for other in detections if other is not det]
+        mask = first[k]
+        if det.mask is None and others and not _enough_own(observation.depth, det, others):
+            claimed = np.logical_or.reduce([other for index, other in enumerate(first) if index != k])
+            mask = depth_mask(observation, det, up, others, claimed)
+        masked.append(det if det.mask is not None else replace(det, mask=mask))
+    return masked
+
+
+def _enough_own(depth: np.ndarray, detection: Detection, others: Sequence[Detection]) -> bool:
+    """Whether at least `_OWN_SHARE` of the box's valid pixels lie outside the other detections' boxes."""
+    rows, cols, region, valid = _box_depths(depth, detection)
+    own = valid & ~_inside_boxes(others, rows, cols, region.shape)
+    return bool(own.sum() >= _OWN_SHARE * valid.sum())
+
+
+def _box_depths(depth: np.ndarray, detection: Detection) -> tuple[slice, slice, np.ndarray, np.ndarray]:
+    """The box's pixel rows and columns, its depths (h, w) float64 metres and which are valid (h, w) bool."""
+    rows, cols = box_pixel_ranges(detection.bbox)
+    region = np.asarray(depth[rows, cols], dtype=np.float64)
+    return rows, cols, region, np.isfinite(region) & (region > 0)
 
 
 def _inside_boxes(
