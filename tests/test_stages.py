@@ -156,6 +156,15 @@ def test_depth_fit_pulls_a_perturbed_pose_onto_the_true_one(scene, cads) -> None
         scene.observation, scene.detections, points, cads, poses, np.zeros((1, 1)), UP, keep_scale, [False]
     )
     np.testing.assert_allclose(given.fitted.s.numpy(), fits.fitted.s.numpy(), rtol=1e-12)
+    # The default for such a mask: the depth's scale is blended on the axes where it agrees with the network's
+    # (here y and z, 2 % off the truth), and the network's is kept where they disagree (x, 30 % too wide).
+    wide = Pose.from_numpy(R0[None, None], t0[None, None], (s * np.array([1.3, 1.02, 0.98]))[None, None])
+    mixed = score_and_fit(scene.observation, scene.detections, points, cads, wide, np.zeros((1, 1)), UP, stages, [True])
+    mixed_s, wide_s = mixed.fitted.s[0, 0].numpy(), wide.s[0, 0].numpy()
+    assert mixed_s[0] == pytest.approx(wide_s[0], rel=1e-12)
+    assert (np.abs(mixed_s[1:] - wide_s[1:]) > 1e-4).all()
+    most = stages.depth_mask_scale_agreement * stages.depth_mask_scale_blend
+    assert (np.abs(np.log(mixed_s[1:] / wide_s[1:])) < most).all()
 
 
 def test_pipelines_are_named_switches() -> None:
