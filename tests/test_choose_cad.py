@@ -19,14 +19,23 @@ from chair_scene import chair_mesh
 from multisparc import cli
 from multisparc.benchmarks.choose_cad import align_from_rgbd_files, as_true_model
 from multisparc.cad import CadIndex, SampleCache
-from multisparc.datasets.bundle import BundleError, SceneBundle, read_detections, write_bundle
+from multisparc.datasets.bundle import (
+    BundleError,
+    Camera,
+    Detection,
+    Observation,
+    SceneBundle,
+    read_detections,
+    write_bundle,
+)
 from multisparc.datasets.rgbd import read_box_detections
 from multisparc.evaluation.object_errors import image_errors
 from multisparc.geometry import quat_to_matrix
 from multisparc.inference import Aligner, load_checkpoint, shipped_checkpoint
 from multisparc.inference.cad_choice import choose_cads
-from multisparc.inference.cad_prior import observed_extents, proportion_distance, rank_cads
+from multisparc.inference.cad_prior import observed_extents, proportion_distance, rank_cads, rank_cads_by_fit
 from multisparc.inference.stages import observed_points
+from multisparc.render import PlacedObject, RayCaster, Room, instance_boxes, render_full
 
 CHAIRS = {"block": (0.55, 0.9, 0.5), "stool": (0.4, 0.45, 0.4), "bench": (1.6, 0.45, 0.45)}
 
@@ -115,11 +124,61 @@ def test_choose_cad_picks_and_aligns_the_true_chair(
 
 
 def test_fewer_candidates_than_models_take_the_prior_nearest(stripped: SceneBundle, aligner: Aligner) -> None:
-    result = choose_cads(aligner, stripped.observation, stripped.detections, k=2)
+    result = choose_cads(aligner, stripped.observation, stripped.detections, k=2, prior="proportions")
     candidates = result.objects[0].extras["cad_choice"]["candidates"]
     assert {c["cad"] for c in candidates} == {"block", "chair0"}
     assert all(c["prior_distance"] < 0.15 for c in candidates)
     assert result.objects[0].cad == "chair0"
+    with pytest.raises(ValueError, match="unknown CAD prior 'size'"):
+        choose_cads(aligner, stripped.observation, stripped.detections, k=2, prior="size")
+
+
+def test_fit_prior_tells_a_shape_from_a_block_of_its_bounding_box(tmp_path: Path) -> None:
+    """An L-shaped cabinet (a low wide box with a tall box on its left) seen from 3 m, ranked among itself, a solid
+    block of the same bounding box and a thin panel: the depth-only fits rank the L first and the block clearly
+    behind it, which the proportions prior cannot (it scores the L and the block alike)."""
+    low = trimesh.creation.box(
+        extents=(1.0, 0.5, 0.5), transform=trimesh.transformations.translation_matrix((0, -0.25, 0))
+    )
+    tall = trimesh.creation.box(
+        extents=(0.5, 0.5, 0.5), transform=trimesh.transformations.translation_matrix((-0.25, 0.25, 0))
+    )
+    trimesh.util.concatenate([low, tall]).export(tmp_path / "ell.ply")
+    trimesh.creation.box(extents=(1.0, 1.0, 0.5)).export(tmp_path / "block.ply")
+    trimesh.creation.box(extents=(1.0, 1.0, 0.1)).export(tmp_path / "panel.ply")
+    index = {name: {"path": f"{name}.ply", "category": "cabinet", "sym": "none"} for name in ("panel", "block", "ell")}
+    (tmp_path / "cads.json").write_text(json.dumps(index))
+    cads = CadIndex.load(tmp_path / "cads.json", cache=SampleCache(tmp_path / "samples"))
+    K = np.array([[500.0, 0.0, 319.5], [0.0, 500.0, 239.5], [0.0, 0.0, 1.0]])
+    up = np.array([0.0, -1.0, 0.0])
+    turn = math.radians(35.0)  # upright (CAD +Y along camera -y), turned about up so that two faces show
+    R = np.array([[math.cos(turn), 0.0, math.sin(turn)], [0.0, -1.0, 0.0], [math.sin(turn), 0.0, -math.cos(turn)]])
+    room = Room.box(up, 1.2, wall_distances=(8.0, 4.0, 4.0, 4.0))
+    frame = render_full(
+        RayCaster(cads), [PlacedObject(1, "ell", R, np.array([0.0, 0.5, 3.0]), np.ones(3))], room, K, 640, 480
+    )
+    bbox = np.array(instance_boxes(frame.instance, [1])[1], dtype=np.float64)
+    detection = Detection(1, "cabinet", bbox, None, 1.0, frame.instance == 1)
+    observation = Observation(frame.rgb, Camera(K, 640, 480, up=up), frame.depth, frame.normals)
+    aligner = Aligner(*load_checkpoint(shipped_checkpoint()), cads)
+    points = observed_points(observation, [detection], aligner.stages.icp, 0)[0]
+    ranked = rank_cads_by_fit(
+        observation, detection, points, cads, ["panel", "block", "ell"], aligner.stages, aligner.initialisation
+    )
+    distances = dict(ranked)
+    assert ranked[0][0] == "ell" and distances["ell"] < 0.3, ranked
+    assert distances["block"] > distances["ell"] + 0.1
+    assert all(0.0 <= value <= 1.0 for value in distances.values())
+    proportions = dict(rank_cads(points, up, cads, ["panel", "block", "ell"]))
+    assert proportions["block"] == pytest.approx(proportions["ell"])
+    empty = rank_cads_by_fit(
+        observation, detection, np.zeros((2, 3)), cads, ["block", "ell"], aligner.stages, aligner.initialisation
+    )
+    assert empty == [("block", None), ("ell", None)]
+    # Through the choice: with K = 1 the fit prior's first is the only candidate, with its distance.
+    result = choose_cads(aligner, observation, [detection], k=1)
+    (candidate,) = result.objects[0].extras["cad_choice"]["candidates"]
+    assert candidate["cad"] == "ell" and candidate["prior_distance"] == pytest.approx(distances["ell"])
 
 
 def test_a_given_cad_is_kept_unless_all_are_chosen(scene: SceneBundle, aligner: Aligner) -> None:
@@ -137,8 +196,14 @@ def test_a_category_without_cads_is_a_one_line_error(stripped: SceneBundle, alig
 
 def test_detections_without_cad_need_choose_cad(tmp_path: Path) -> None:
     path = tmp_path / "detections.json"
-    path.write_text(json.dumps([{"id": 3, "category": "chair", "bbox": [10, 10, 50, 60]}, {
-        "id": 4, "category": "chair", "bbox": [60, 10, 90, 60], "cad": None}]))
+    path.write_text(
+        json.dumps(
+            [
+                {"id": 3, "category": "chair", "bbox": [10, 10, 50, 60]},
+                {"id": 4, "category": "chair", "bbox": [60, 10, 90, 60], "cad": None},
+            ]
+        )
+    )
     with pytest.raises(BundleError, match=r"detection #0 \(id 3\): no cad; .*--choose-cad K"):
         read_detections(path, 120, 160)
     assert [det.cad for det in read_detections(path, 120, 160, require_cad=False)] == [None, None]
@@ -164,6 +229,10 @@ def test_align_cli_chooses_the_cad(tmp_path: Path, stripped: SceneBundle, cads: 
     assert record["cad"] == "chair0"
     assert record["cad_choice"]["candidates"][0]["cad"] == "chair0"
     assert {c["cad"] for c in record["cad_choice"]["candidates"]} == {"block", "chair0", "stool"}
+    prior = ["--choose-cad", "2", "--cad-prior", "proportions", "--no-overlay"]
+    assert cli.main([*base, "--out", str(tmp_path / "proportions"), *prior]) == 0
+    (record,) = json.loads((tmp_path / "proportions" / "chair" / "predictions.json").read_text())
+    assert {c["cad"] for c in record["cad_choice"]["candidates"]} == {"block", "chair0"}  # the same bounding box
     assert cli.main([*base, "--out", str(tmp_path / "bad"), "--choose-cad", "0"]) == 2
     assert "--choose-cad takes a positive number" in capsys.readouterr().err
 

@@ -45,6 +45,7 @@ from multisparc.evaluation import SPARC
 from multisparc.geometry import quat_to_matrix
 from multisparc.inference import Aligner
 from multisparc.inference.cad_choice import choose_cads
+from multisparc.inference.cad_prior import CAD_PRIORS
 from multisparc.inference.result import AlignmentResult
 from multisparc.scenes import SceneConfig
 
@@ -98,10 +99,17 @@ def make_scenes(work: Path, name: str, per_class: int, sweethome3d: Path | None,
 
 
 def run_set(
-    aligner: Aligner, name: str, scenes: Sequence[Path], k: int, out: Path, rgbd: bool = False, progress: bool = True
+    aligner: Aligner,
+    name: str,
+    scenes: Sequence[Path],
+    k: int,
+    out: Path,
+    rgbd: bool = False,
+    progress: bool = True,
+    prior: str = CAD_PRIORS[0],
 ) -> list[PathRow]:
-    """Align every scene with the true CADs and choosing among k, and with `rgbd` also from its RGB-D files with
-    boxes only (module docstring); score each path."""
+    """Align every scene with the true CADs and choosing among k ranked by `prior`, and with `rgbd` also from its
+    RGB-D files with boxes only (module docstring); score each path."""
     from tqdm import tqdm
 
     cads = aligner.cads
@@ -122,10 +130,10 @@ def run_set(
         stripped = [replace(det, cad=None) for det in bundle.detections]
         results = {
             "true": aligner.align(bundle.observation, bundle.detections, scene),
-            "choose": choose_cads(aligner, bundle.observation, stripped, k, scene_dir=scene),
+            "choose": choose_cads(aligner, bundle.observation, stripped, k, scene_dir=scene, prior=prior),
         }
         if rgbd:
-            results["rgbd"] = align_from_rgbd_files(aligner, bundle, k, out / "rgbd-files" / scene.name)
+            results["rgbd"] = align_from_rgbd_files(aligner, bundle, k, out / "rgbd-files" / scene.name, prior)
         objects += len(bundle.detections)
         for path, result in results.items():
             result.require_finite(scene)
@@ -163,7 +171,9 @@ def run_set(
     return rows
 
 
-def align_from_rgbd_files(aligner: Aligner, bundle: SceneBundle, k: int, folder: Path) -> AlignmentResult:
+def align_from_rgbd_files(
+    aligner: Aligner, bundle: SceneBundle, k: int, folder: Path, prior: str = CAD_PRIORS[0]
+) -> AlignmentResult:
     """The scene as a user with an RGB-D camera and a box detector has it: written out as files
     (`write_rgbd_frame`: JPEG, 16-bit millimetre PNG, K text, boxes with categories only), made into a bundle
     as `multisparc bundle` does (normals from the depth, gravity from the frame), every CAD chosen among k. The
@@ -172,7 +182,7 @@ def align_from_rgbd_files(aligner: Aligner, bundle: SceneBundle, k: int, folder:
     made = rgbd_bundle(
         bundle.name, files["image"], files["depth"], files["detections"], aligner.cads, files["intrinsics"]
     )
-    result = choose_cads(aligner, made.observation, made.detections, k, scene_dir=folder)
+    result = choose_cads(aligner, made.observation, made.detections, k, scene_dir=folder, prior=prior)
     ids = [det.id for det in bundle.detections]
     result.objects = [replace(obj, id=ids[obj.id]) for obj in result.objects]
     return result
@@ -197,7 +207,9 @@ def as_true_model(predictions: list[dict], truth: dict[int, str], cads: CadIndex
     return records
 
 
-def choose_cad_section(rows: Sequence[PathRow], network: str, n_scenes: int, k: int, per_class: int) -> str:
+def choose_cad_section(
+    rows: Sequence[PathRow], network: str, n_scenes: int, k: int, per_class: int, prior: str = CAD_PRIORS[0]
+) -> str:
     """The BENCHMARKS.md section `choose-cad` (with command, machine and date)."""
     from multisparc.benchmarks.report import markdown_table, section
 
@@ -217,8 +229,8 @@ def choose_cad_section(rows: Sequence[PathRow], network: str, n_scenes: int, k: 
     body = (
         f"Network `{network}`, full pipeline, {n_scenes} clean synthetic scenes per set, the detections' CAD ids "
         f"removed and each CAD chosen among K = {k} candidates of its class (`multisparc align --choose-cad {k}`: "
-        "the prior's K nearest by proportions, each aligned, the highest learned logit + 160 x geometric score "
-        "kept), against "
+        f"the K first by the {prior} prior (`inference.cad_prior`), each aligned, the highest learned logit + 160 x "
+        "geometric score kept), against "
         "the same scenes aligned with the true CADs. procedural: scenes and library the procedural library with "
         f"{per_class} models a class; sweethome3d: scenes of the SweetHome3D test half, library those models and "
         f"the {per_class} procedural ones of each class together. Strict: per-image accuracy, sparc thresholds "

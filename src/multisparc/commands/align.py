@@ -2,7 +2,8 @@
 
 multisparc align BUNDLE... --cads cads.json --checkpoint model.pt --out DIR [--device cpu]
                  [--mode joint|single] [--sequential] [--seed S] [--no-overlay]
-                 [--detections per_frame_preds.json [--image-key KEY]] [--choose-cad K [--choose-cad-all]]
+                 [--detections per_frame_preds.json [--image-key KEY]]
+                 [--choose-cad K [--choose-cad-all] [--cad-prior fit|proportions]]
 
 Each BUNDLE is a scene bundle directory (it holds camera.json) or a directory of scene bundles.
 For every scene it writes
@@ -24,11 +25,13 @@ bundle's `roca_key` file, else the key whose `<scene>_<frame>` is the bundle's n
 scene0011_00_000100 for "scene0011_00/color/000100.jpg").
 
 --choose-cad K: a detection may give a category only (no "cad"); its CAD is chosen among the models of its
-class in cads.json: all of them when the class has at most K, else the K whose proportions best match the
-detection's observed depth points. Each candidate is aligned (K passes of the pipeline, all objects of the
-image jointly in each) and the one whose pose scores highest (learned score fused with the geometric
-verification) is kept; predictions.json names it in "cad" and lists every candidate with its scores in
-"cad_choice" (`multisparc.inference.cad_choice`). Detections that name a CAD keep it, unless --choose-cad-all.
+class in cads.json: all of them when the class has at most K, else the K ranked first by --cad-prior: "fit"
+(default), the models whose depth-only fits (ICP, nothing learned) best agree with the detection's observed
+depth, or "proportions", those whose proportions best match its observed points (no fits, weaker). Each
+candidate is aligned (K passes of the pipeline, all objects of the image jointly in each) and the one whose
+pose scores highest (learned score fused with the geometric verification) is kept; predictions.json names it
+in "cad" and lists every candidate with its scores in "cad_choice" (`multisparc.inference.cad_choice`).
+Detections that name a CAD keep it, unless --choose-cad-all.
 Without --choose-cad, a detection without "cad" is an error.
 """
 
@@ -41,6 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from multisparc.datasets.bundle import BundleError, Detection
+from multisparc.inference.cad_prior import CAD_PRIORS
 from multisparc.inference.stages import PIPELINES
 
 if TYPE_CHECKING:
@@ -82,6 +86,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--choose-cad-all", action="store_true", help="with --choose-cad: choose also for detections that name a CAD"
+    )
+    parser.add_argument(
+        "--cad-prior", choices=CAD_PRIORS, default=CAD_PRIORS[0],
+        help="with --choose-cad: how a class of more than K models is ranked before the K first are aligned",
     )
 
 
@@ -200,7 +208,8 @@ def align_scene(
         from multisparc.inference.cad_choice import choose_cads
 
         result = choose_cads(
-            aligner, bundle.observation, bundle.detections, args.choose_cad, args.choose_cad_all, source["file"], scene
+            aligner, bundle.observation, bundle.detections, args.choose_cad, args.choose_cad_all, source["file"], scene,
+            args.cad_prior,
         )
     result.require_finite(scene)
     out = args.out / scene.name

@@ -31,6 +31,7 @@ multisparc bench model [--presets paper gpu cpu tiny] [--markdown BENCHMARKS.md]
     parameters and FLOPs per forward pass of each training preset's network.
 
 multisparc bench choose-cad [--scenes 20] [--k 10] [--per-class 16] [--sweethome3d DIR] [--work DIR] [--rgbd]
+                           [--prior fit|proportions]
                             [--checkpoint model.pt] [--markdown BENCHMARKS.md]
     detections without CAD ids, the CAD chosen among K of its class (`align --choose-cad K`), against the
     same clean scenes aligned with the true CADs: accuracy, how often the true CAD is chosen, time per object;
@@ -118,6 +119,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     choose.add_argument("--seed", type=int, default=0, help="scene seed")
     choose.add_argument(
         "--rgbd", action="store_true", help="also from RGB-D files (JPEG, 16-bit PNG, K, boxes with categories only)"
+    )
+    choose.add_argument(
+        "--prior", choices=("fit", "proportions"), default="fit", help="how the K candidates are ranked (--cad-prior)"
     )
     training = sub.add_parser("training", help="learning curve of a training run (metrics.jsonl)")
     training.add_argument("--run", type=Path, required=True, help="the run folder (holds metrics.jsonl)")
@@ -437,8 +441,8 @@ def _choose_cad(args: argparse.Namespace) -> int:
         for name in args.sets:
             scenes, library = make_scenes(work, name, args.per_class, args.sweethome3d, args.scenes, args.seed)
             aligner = Aligner(model, inputs, library, seed=args.seed)
-            rows += run_set(aligner, name, scenes, args.k, work / name, rgbd=args.rgbd)
-    body = choose_cad_section(rows, checkpoint.name, args.scenes, args.k, args.per_class)
+            rows += run_set(aligner, name, scenes, args.k, work / name, rgbd=args.rgbd, prior=args.prior)
+    body = choose_cad_section(rows, checkpoint.name, args.scenes, args.k, args.per_class, args.prior)
     print(body)
     if args.markdown is not None:
         update_markdown(args.markdown, "choose-cad", body)

@@ -2,7 +2,8 @@
 
 For every detection to choose for (those without a CAD, or all with `choose_all`), the candidates are the
 models of its class in the CAD index: all of them when the class has at most K, else the K of smallest prior
-distance (`inference.cad_prior`: the models' proportions against the observed points'). Then K passes of
+distance (`inference.cad_prior`: by default the geometric score of each model's depth-only fits; or the models'
+proportions against the observed points'). Then K passes of
 the aligner's own pipeline: pass c aligns candidate c of every detection that has one, all objects of the
 image jointly as usual (the network sees them together; hypotheses and chunks stay in the batch). Detections
 that keep their given CAD are aligned once, in pass 0, beside the first candidates. Per detection the
@@ -35,7 +36,7 @@ import numpy as np
 from multisparc.cad import CadIndex
 from multisparc.datasets.bundle import BundleError, Detection, Observation
 from multisparc.geometry import Pose
-from multisparc.inference.cad_prior import rank_cads
+from multisparc.inference.cad_prior import CAD_PRIORS, rank_cads, rank_cads_by_fit
 from multisparc.inference.depth_mask import with_depth_masks
 from multisparc.inference.initialisation import gravity_up
 from multisparc.inference.pipeline import Aligner, clip_detections
@@ -79,12 +80,16 @@ def candidates(
     k: int,
     aligner: Aligner,
     detections_file: Path | str | None = None,
+    prior: str = CAD_PRIORS[0],
 ) -> list[list[tuple[str, float | None]]]:
     """The candidate CADs of each detection (boxes inside the image): its class's models, the K nearest by the
-    prior when the class has more (module docstring), each with its prior distance (None when not ranked).
+    prior (`cad_prior.CAD_PRIORS`) when the class has more (module docstring), each with its prior distance (None
+    when not ranked).
 
     Raises BundleError naming `detections_file` (else the CAD index) for a class without a model in `cads`.
     """
+    if prior not in CAD_PRIORS:
+        raise ValueError(f"unknown CAD prior {prior!r}; expected one of {', '.join(CAD_PRIORS)}")
     ranked: list[list[tuple[str, float | None]]] = []
     up, masked = None, None
     for n, det in enumerate(detections):
@@ -101,7 +106,11 @@ def candidates(
             up = gravity_up(observation, aligner.initialisation).up
             masked = with_depth_masks(observation, detections, up)
         points = observed_points(observation, [masked[n]], aligner.stages.icp, aligner.seed)[0]
-        ranked.append(rank_cads(points, up, cads, ids)[:k])
+        if prior == "fit":
+            order = rank_cads_by_fit(observation, masked[n], points, cads, ids, aligner.stages, aligner.initialisation)
+        else:
+            order = rank_cads(points, up, cads, ids)
+        ranked.append(order[:k])
     return ranked
 
 
@@ -113,10 +122,11 @@ def choose_cads(
     choose_all: bool = False,
     detections_file: Path | str | None = None,
     scene_dir: Path | str | None = None,
+    prior: str = CAD_PRIORS[0],
 ) -> AlignmentResult:
     """Align `detections`, choosing the CAD of those without one (all with `choose_all`) among at most `k`
-    candidates of their class (module docstring). detections_file names the detections in errors; scene_dir
-    the bundle (as in `Aligner.align`)."""
+    candidates of their class ranked by `prior` (module docstring). detections_file names the detections in
+    errors; scene_dir the bundle (as in `Aligner.align`)."""
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"the number of candidate CADs must be a positive integer, got {k!r}")
     started = time.perf_counter()
@@ -127,7 +137,7 @@ def choose_cads(
         result = aligner.align(observation, kept, scene_dir)
         result.skipped = skipped + result.skipped
         return result
-    pool = candidates(observation, [kept[i] for i in choosing], aligner.cads, k, aligner, detections_file)
+    pool = candidates(observation, [kept[i] for i in choosing], aligner.cads, k, aligner, detections_file, prior)
     prior_seconds = time.perf_counter() - started
 
     # (detection index, candidate index) -> (pass result, object index in it)
@@ -149,7 +159,7 @@ def choose_cads(
             continue
         n = choosing.index(i)
         scored = [
-            _candidate_score(*where[i, c], cad_id, prior, aligner) for c, (cad_id, prior) in enumerate(pool[n])
+            _candidate_score(*where[i, c], cad_id, distance, aligner) for c, (cad_id, distance) in enumerate(pool[n])
         ]
         best = int(np.argmax([candidate.choice for candidate in scored]))  # the first of equal scores
         parts.append(where[i, best])
