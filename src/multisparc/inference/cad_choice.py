@@ -16,7 +16,8 @@ for 80.5 %, the learned logit alone for 66.2 % (strict by the models' own scales
 SweetHome3D, strict: 35.6 / 37.0 / 32.9 %).
 
 Cost: K passes of the pipeline over the detections to choose for, so about K times the time per object of
-aligning with given CADs (BENCHMARKS.md, "choose-cad").
+aligning with given CADs, plus the prior (the fit prior: about 60 ms per model of the class; BENCHMARKS.md,
+"choose-cad").
 
 The result is one `AlignmentResult` in the detections' order, each object's trajectory, scores and
 diagnostics those of its winning pass; a chosen object's `extras["cad_choice"]` lists every candidate with its
