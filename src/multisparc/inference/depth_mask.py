@@ -121,7 +121,7 @@ def with_depth_masks(observation: Observation, detections: Sequence[Detection], 
         others = [other for other in detections if other is not det]
         mask = first[k]
         if det.mask is None and others and not _enough_own(observation.depth, det, others):
-            claimed = np.logical_or.reduce([other for index, other in enumerate(first) if index != k])
+            claimed = np.logical_or.reduce([other_mask for index, other_mask in enumerate(first) if index != k])
             mask = depth_mask(observation, det, up, others, claimed)
         masked.append(det if det.mask is not None else replace(det, mask=mask))
     return masked
