@@ -31,8 +31,7 @@ multisparc bench model [--presets paper gpu cpu tiny] [--markdown BENCHMARKS.md]
     parameters and FLOPs per forward pass of each training preset's network.
 
 multisparc bench choose-cad [--scenes 20] [--k 10] [--per-class 16] [--sweethome3d DIR] [--work DIR] [--rgbd]
-                           [--prior fit|proportions]
-                            [--checkpoint model.pt] [--markdown BENCHMARKS.md]
+                            [--prior fit|proportions] [--checkpoint model.pt] [--markdown BENCHMARKS.md]
     detections without CAD ids, the CAD chosen among K of its class (`align --choose-cad K`), against the
     same clean scenes aligned with the true CADs: accuracy, how often the true CAD is chosen, time per object;
     with --rgbd also from each scene's RGB-D files with boxes and categories only, made into a bundle as
@@ -49,6 +48,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from multisparc.inference.cad_prior import CAD_PRIORS
 from multisparc.scenes.noise import NOISE_LEVELS
 
 
@@ -121,7 +121,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--rgbd", action="store_true", help="also from RGB-D files (JPEG, 16-bit PNG, K, boxes with categories only)"
     )
     choose.add_argument(
-        "--prior", choices=("fit", "proportions"), default="fit", help="how the K candidates are ranked (--cad-prior)"
+        "--prior", choices=CAD_PRIORS, default=CAD_PRIORS[0], help="how the K candidates are ranked (--cad-prior)"
     )
     training = sub.add_parser("training", help="learning curve of a training run (metrics.jsonl)")
     training.add_argument("--run", type=Path, required=True, help="the run folder (holds metrics.jsonl)")

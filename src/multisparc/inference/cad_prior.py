@@ -108,11 +108,12 @@ def rank_cads_by_fit(
     than `stages.icp.min_points`, the given order and None distances."""
     if len(points) < stages.icp.min_points:
         return [(cad_id, None) for cad_id in cad_ids]
+    # The initial azimuths and gravity are the same for every model: read once.
+    init = initial_poses(observation, [replace(detection, cad=cad_ids[0])], cads, initialisation)
+    rotations, up = init.poses.R.numpy(), init.gravity.up
     distances = []
     for cad_id in cad_ids:
         candidate = replace(detection, cad=cad_id)
-        init = initial_poses(observation, [candidate], cads, initialisation)
-        rotations, up = init.poses.R.numpy(), init.gravity.up
         _, geometric, made = depth_only_candidates(observation, [candidate], [points], cads, rotations, up, stages)
         distances.append(1.0 - float(geometric[made].max()) if made.any() else 1.0)
     order = np.argsort(distances, kind="stable")
