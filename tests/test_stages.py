@@ -31,10 +31,11 @@ from multisparc.inference.stages import (
     PipelineStages,
     best_of,
     observed_points,
+    overlap_box,
     pipeline_stages,
     score_and_fit,
 )
-from multisparc.inference.verification import box_overlap, geometric_scores
+from multisparc.inference.verification import box_overlap, fit_scores, geometric_scores
 from multisparc.inputs import InputConfig
 from multisparc.model import ModelConfig, MultiSparcNet
 from multisparc.render import PlacedObject, RayCaster, Room, instance_boxes, render_full
@@ -117,6 +118,44 @@ def test_box_overlap_of_a_projected_model() -> None:
     assert box_overlap(corners, K, np.array([25.0, 25.0, 75.0, 75.0]), 100, 100) == pytest.approx(1.0)
     assert box_overlap(corners, K, np.array([50.0, 25.0, 100.0, 75.0]), 100, 100) == pytest.approx(1 / 3)
     assert box_overlap(-corners, K, np.array([25.0, 25.0, 75.0, 75.0]), 100, 100) == 0.0  # behind the camera
+
+
+def test_back_faces_score_a_noisy_thin_part_as_well_as_a_thick_one() -> None:
+    """The front face of a 0.8 m square seen square on at 2 m with 2 cm depth noise, and at its true pose a
+    2 cm thick board or a 30 cm thick block behind that face. The points behind the board's mid-plane find
+    its back face nearest: charged as misses (the facing-only score), they make the board's true pose score
+    far below the block's though both fit the same points; scored by their plane distance (back_faces),
+    the board scores at least as well."""
+    rng = np.random.default_rng(0)
+    front = np.stack([rng.uniform(-0.35, 0.35, 800), rng.uniform(-0.35, 0.35, 800), np.full(800, 1.99)], axis=1)
+    observed = front + np.array([0.0, 0.0, 1.0]) * rng.normal(0.0, 0.02, (800, 1))
+    R = np.diag([1.0, -1.0, -1.0])[None]  # CAD +Z (the front face) towards the camera
+
+    def scores(thickness: float) -> tuple[float, float]:
+        block = trimesh.creation.box(extents=(0.8, 0.8, thickness))
+        points, index = trimesh.sample.sample_surface_even(block, 6000, seed=0)
+        model = SurfaceSamples(np.asarray(points), np.asarray(block.face_normals[index]), np.ones(3))
+        t = np.array([[0.0, 0.0, 1.99 + thickness / 2]])
+        return (
+            float(fit_scores(observed, [model], R, t, 0.05)[0]),
+            float(fit_scores(observed, [model], R, t, 0.05, back_faces=True)[0]),
+        )
+
+    (board_facing, board_both), (block_facing, block_both) = scores(0.02), scores(0.3)
+    assert block_facing > 0.5 and block_both == pytest.approx(block_facing, abs=0.01)
+    assert board_facing < block_facing - 0.15
+    assert board_both >= block_both - 0.01
+
+
+def test_overlap_box_is_the_masks_where_the_detection_came_with_one() -> None:
+    mask = np.zeros((60, 80), dtype=bool)
+    mask[10:30, 20:50] = True
+    jittered = Detection(1, "chair", np.array([5.0, 15.0, 40.0, 45.0]), "chair0", 1.0, mask)
+    np.testing.assert_array_equal(overlap_box(jittered, PipelineStages()), [20.0, 10.0, 50.0, 30.0])
+    # A mask read from the depth, no mask, or the switch off: the detection's box.
+    np.testing.assert_array_equal(overlap_box(jittered, PipelineStages(), depth_masked=True), jittered.bbox)
+    np.testing.assert_array_equal(overlap_box(replace(jittered, mask=None), PipelineStages()), jittered.bbox)
+    np.testing.assert_array_equal(overlap_box(jittered, PipelineStages(mask_box=False)), jittered.bbox)
 
 
 # Depth fit --------------------------------------------------------------------------------------------

@@ -214,7 +214,7 @@ class Aligner:
             if stages.fit:
                 trajectory, logits_np, geometric, final_source = self._fitted_step(
                     observation, kept, observed, source, box_tokens, points, normals, init, trajectory, logits_np,
-                    fits, timer,
+                    fits, depth_masked, timer,
                 )
             # Where the depth disagrees with every fit (the gate), the geometric score is noise: the learned decides.
             if fits.gate >= stages.fit_gate:
@@ -255,11 +255,13 @@ class Aligner:
         trajectory: Pose,
         logits: np.ndarray,
         fits: HypothesisFits,
+        depth_masked: list[bool],
         timer: StageTimer,
     ) -> tuple[Pose, np.ndarray, np.ndarray, np.ndarray]:
         """One more trajectory step: per hypothesis the best by fused score of the network's refined pose, its
         depth fit and (with `depth_only`) the depth-only fit from the same azimuth, the last two scored by
-        the network in one pass; an image failing the fit gate keeps the network's poses.
+        the network in one pass; an image failing the fit gate keeps the network's poses. depth_masked (K,):
+        whether each detection's mask was read from the depth (`stages.overlap_box`).
 
         Returns the trajectory (S + 1, H, K), logits (S + 1, H, K), the final poses' geometric scores (H, K)
         and which option each is (H, K) int, an index into `FINAL_SOURCES`.
@@ -273,7 +275,8 @@ class Aligner:
             if stages.depth_only:
                 with timer.stage("depth-only fit"):
                     depth_only, depth_only_geometric, made = depth_only_candidates(
-                        observation, detections, observed, self.cads, init.poses.R.numpy(), init.gravity.up, stages
+                        observation, detections, observed, self.cads, init.poses.R.numpy(), init.gravity.up, stages,
+                        depth_masked,
                     )
                 pool.append(depth_only.to(dtype=last.t.dtype))
             pooled_logits = self._score(source, box_tokens, points, normals, Pose.cat(pool), timer)

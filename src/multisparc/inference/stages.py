@@ -7,8 +7,8 @@ score. The full pipeline (`PIPELINES["full"]`, the default) adds, per detection:
   the network's mask channel and the observed points below;
 - verify (after the network): every refined hypothesis is also scored by its geometric agreement with the
   observation (`verification.geometric_scores`: the observed points on the model's surface, no model in
-  front of the observed depth, the projected model's box on the detection's box), and the hypothesis of
-  highest fused score `learned logit + fusion_weight * geometric score` wins;
+  front of the observed depth, the projected model's box on the box of the detection's mask, `overlap_box`),
+  and the hypothesis of highest fused score `learned logit + fusion_weight * geometric score` wins;
 - fit: the `fit_top` refined hypotheses of highest fused score are fitted to the observed depth (a scale
   read from the points' extents in the hypothesis's axes, blended in log space with the network's by
   `scale_blend`, then gravity-constrained ICP of yaw and translation, `depth_fit.icp`);
@@ -84,6 +84,12 @@ class PipelineStages:
     depth_only_top: the depth-only starts of highest geometric score that are fitted, per detection.
     per_axis_scale: the fit reads a scale per axis from the depth (`depth_fit.scale_and_centre`), else one.
     icp: the observed points, ICP and geometric-score settings (`inlier_distance` is the score's tau).
+    mask_box: the projected model's box is compared with the bounding box of the detection's own mask (when it
+        came with one) rather than with its box (`overlap_box`).
+    score_back_faces: the geometric score pairs observed points with back-facing CAD samples too
+        (`verification.fit_scores`, back_faces).
+        Both measured on the four main sets, two pixel-sampling seeds each (BENCHMARKS.md, "Test-time
+        stages: the verification's box and back faces").
     """
 
     start: bool = False
@@ -101,6 +107,8 @@ class PipelineStages:
     depth_only_top: int = 4
     per_axis_scale: bool = True
     icp: IcpConfig = STAGE_ICP
+    mask_box: bool = True
+    score_back_faces: bool = True
 
     def __post_init__(self) -> None:
         if self.depth_only and not self.fit:
@@ -193,6 +201,7 @@ def score_and_fit(
     from the depth (its fit then blends scales by `depth_mask_scale_blend` where they agree; default: none was).
     """
     config = stages.icp
+    boxes = overlap_boxes(detections, stages, depth_masked)
     R, t, s = (value.numpy().copy() for value in (poses.R, poses.t, poses.s))
     n_hyp, n_det = R.shape[:2]
     geometric = np.zeros((n_hyp, n_det))
@@ -206,7 +215,7 @@ def score_and_fit(
         extent, cad_centre = cads.extent(det.cad), cads.centre(det.cad)
         # One scaled model per hypothesis, kept for its fit (a kd tree is built once).
         models = [SurfaceSamples(cad_points, cad_normals, s[h, k], lookup) for h in range(n_hyp)]
-        geometric[:, k] = _geometric(observation, det, points[k], models, R[:, k], t[:, k], stages)
+        geometric[:, k] = _geometric(observation, boxes[k], points[k], models, R[:, k], t[:, k], stages)
         fitted_geometric[:, k] = geometric[:, k]
         if not stages.fit:
             continue
@@ -228,7 +237,7 @@ def score_and_fit(
         refitted = [SurfaceSamples(cad_points, cad_normals, value, lookup) for value in scale]
         rotation, translation = icp(points[k], refitted, rotation, translation, scale * cad_centre, up, config)
         R_fit[top, k], t_fit[top, k], s_fit[top, k] = rotation, translation, scale
-        fitted_geometric[top, k] = _geometric(observation, det, points[k], refitted, rotation, translation, stages)
+        fitted_geometric[top, k] = _geometric(observation, boxes[k], points[k], refitted, rotation, translation, stages)
         tried[top, k] = True
     gate = float(np.median(fitted_geometric.max(axis=0))) if n_det else 0.0
     fitted = Pose.from_numpy(R_fit, t_fit, s_fit).to(dtype=poses.t.dtype)
@@ -258,12 +267,14 @@ def depth_only_candidates(
     rotations: np.ndarray,
     up: np.ndarray,
     stages: PipelineStages,
+    depth_masked: Sequence[bool] | None = None,
 ) -> tuple[Pose, np.ndarray, np.ndarray]:
     """Depth-only fits (`depth_fit.depth_only_fits`, nothing learned) of every detection from the initial
     rotations (H, K, 3, 3), of the `depth_only_top` starts of highest geometric score: poses (H, K) (the
     identity where a detection has too few observed points), their geometric scores (H, K) and whether
-    each was made (H, K) bool."""
+    each was made (H, K) bool. depth_masked as in `score_and_fit`."""
     config = stages.icp
+    boxes = overlap_boxes(detections, stages, depth_masked)
     n_hyp, n_det = rotations.shape[:2]
     R = np.broadcast_to(np.eye(3), (n_hyp, n_det, 3, 3)).copy()
     t, s = np.zeros((n_hyp, n_det, 3)), np.ones((n_hyp, n_det, 3))
@@ -277,18 +288,44 @@ def depth_only_candidates(
         best = np.arange(n_hyp)
         if stages.depth_only_top < n_hyp:
             start, _ = depth_only_fits(*shape, rotations[:, k], up, config, only=(), lookup=surface[2])
-            scores = _pose_scores(observation, det, points[k], surface, start, stages)
+            scores = _pose_scores(observation, boxes[k], points[k], surface, start, stages)
             best = np.argsort(-scores, kind="stable")[: stages.depth_only_top]
         _, fitted = depth_only_fits(*shape, rotations[:, k], up, config, only=best.tolist(), lookup=surface[2])
         R[:, k], t[:, k], s[:, k] = fitted
-        geometric[best, k] = _pose_scores(observation, det, points[k], surface, tuple(v[best] for v in fitted), stages)
+        fitted_best = tuple(v[best] for v in fitted)
+        geometric[best, k] = _pose_scores(observation, boxes[k], points[k], surface, fitted_best, stages)
         made[best, k] = True
     return Pose.from_numpy(R, t, s), geometric, made
 
 
+def overlap_box(detection: Detection, stages: PipelineStages, depth_masked: bool = False) -> np.ndarray:
+    """The box [x1, y1, x2, y2] pixels that a posed model's projected box is compared with: with `mask_box`,
+    the bounding box of the detection's mask where it came with one, else its box.
+
+    A detector's box and its mask need not agree (the realistic benchmark sets jitter each box side by up
+    to a tenth of the image, and the mask follows the object), and the mask says better where the object is
+    seen. A mask read from the depth (`depth_masked`) lies inside the box and may miss parts: the box is kept.
+    """
+    mask = detection.mask
+    if not stages.mask_box or depth_masked or mask is None:
+        return np.asarray(detection.bbox, dtype=np.float64)
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if not len(rows):
+        return np.asarray(detection.bbox, dtype=np.float64)
+    return np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], dtype=np.float64)
+
+
+def overlap_boxes(
+    detections: Sequence[Detection], stages: PipelineStages, depth_masked: Sequence[bool] | None = None
+) -> list[np.ndarray]:
+    """`overlap_box` of each detection; depth_masked (K,) as in `score_and_fit` (default: none)."""
+    masked = depth_masked if depth_masked is not None else [False] * len(detections)
+    return [overlap_box(det, stages, was) for det, was in zip(detections, masked, strict=True)]
+
+
 def _geometric(
     observation: Observation,
-    detection: Detection,
+    box: np.ndarray,
     points: np.ndarray,
     models: list[SurfaceSamples],
     R: np.ndarray,
@@ -296,26 +333,26 @@ def _geometric(
     stages: PipelineStages,
 ) -> np.ndarray:
     """`geometric_scores` (H,) of one detection's models (one per pose) under poses (R (H, 3, 3), t (H, 3)),
-    with the stages' settings."""
+    its overlap box (`overlap_box`), with the stages' settings."""
     return geometric_scores(
-        points, models, R, t, observation.depth, observation.camera.K, detection.bbox, stages.icp.inlier_distance,
-        stages.overlap_power,
+        points, models, R, t, observation.depth, observation.camera.K, box, stages.icp.inlier_distance,
+        stages.overlap_power, stages.score_back_faces,
     )
 
 
 def _pose_scores(
     observation: Observation,
-    detection: Detection,
+    box: np.ndarray,
     points: np.ndarray,
     surface: tuple[np.ndarray, np.ndarray, NearestSampleGrid | None],
     pose: tuple[np.ndarray, np.ndarray, np.ndarray],
     stages: PipelineStages,
 ) -> np.ndarray:
-    """`_geometric` (H,) of poses (R (H, 3, 3), t (H, 3), s (H, 3)) of one detection; surface as
-    `cad_surface` gives it."""
+    """`_geometric` (H,) of poses (R (H, 3, 3), t (H, 3), s (H, 3)) of one detection with overlap box `box`;
+    surface as `cad_surface` gives it."""
     R, t, s = pose
     models = [SurfaceSamples(surface[0], surface[1], scale, surface[2]) for scale in s]
-    return _geometric(observation, detection, points, models, R, t, stages)
+    return _geometric(observation, box, points, models, R, t, stages)
 
 
 def best_of(

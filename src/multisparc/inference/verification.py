@@ -28,12 +28,23 @@ def fit_score(observed: np.ndarray, model: SurfaceSamples, R: np.ndarray, t: np.
 
 
 def fit_scores(
-    observed: np.ndarray, models: Sequence[SurfaceSamples], R: np.ndarray, t: np.ndarray, tau: float
+    observed: np.ndarray,
+    models: Sequence[SurfaceSamples],
+    R: np.ndarray,
+    t: np.ndarray,
+    tau: float,
+    back_faces: bool = False,
 ) -> np.ndarray:
-    """`fit_score` (H,) of H models (one CAD at H scales) under poses R (H, 3, 3), t (H, 3)."""
+    """`fit_score` (H,) of H models (one CAD at H scales) under poses R (H, 3, 3), t (H, 3).
+
+    back_faces: a point whose nearest sample faces away from the camera is scored by its plane distance
+    too, instead of charged tau. With depth noise comparable to a part's thickness (a seat, a leg, a
+    shelf), the points behind a thin part's front face find its back face nearest: charging them favours
+    poses moved towards the camera, and the noisier the depth the more."""
     distance, q, n, facing = surface_pairs(models, observed, R, t)
     plane = np.abs(dot(n, observed[None] - q))
-    clipped = np.where(facing & (distance < tau), np.minimum(plane, tau), tau)
+    paired = distance < tau if back_faces else facing & (distance < tau)
+    clipped = np.where(paired, np.minimum(plane, tau), tau)
     # Clipped: at RMS = tau the rounding of sqrt may leave -1e-16.
     return np.clip(1.0 - np.sqrt(np.mean(clipped**2, axis=1)) / tau, 0.0, 1.0)
 
@@ -108,11 +119,12 @@ def geometric_scores(
     box: np.ndarray,
     tau: float,
     overlap_power: float,
+    back_faces: bool = False,
 ) -> np.ndarray:
     """Agreement in [0, 1] (H,) of H models (one CAD at H scales) under poses R (H, 3, 3), t (H, 3) with a
-    detection: `fit_score` of its observed points (N, 3) camera frame, times the share of model samples
-    not in front of the observed depth (H, W) by more than tau metres, times `box_overlap` with the
-    detection box to `overlap_power`.
+    detection: `fit_score` of its observed points (N, 3) camera frame (with `back_faces` as there), times
+    the share of model samples not in front of the observed depth (H, W) by more than tau metres, times
+    `box_overlap` with the detection's box (or its mask's, `stages.overlap_box`) to `overlap_power`.
 
     Occlusion by other objects costs little: their pixels are outside the detection's mask (so not in
     `observed`), and a model behind an occluder is behind the observed depth, which is no violation.
@@ -121,5 +133,5 @@ def geometric_scores(
     height, width = observation_depth.shape
     overlap = box_overlaps(placed, K, box, width, height)
     violation = free_space_violations(placed, observation_depth, K, tau)
-    scores = fit_scores(observed, models, R, t, tau) * (1.0 - violation) * overlap**overlap_power
+    scores = fit_scores(observed, models, R, t, tau, back_faces) * (1.0 - violation) * overlap**overlap_power
     return np.where(overlap > 0.0, scores, 0.0)
