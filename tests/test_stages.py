@@ -151,11 +151,14 @@ def test_overlap_box_is_the_masks_where_the_detection_came_with_one() -> None:
     mask = np.zeros((60, 80), dtype=bool)
     mask[10:30, 20:50] = True
     jittered = Detection(1, "chair", np.array([5.0, 15.0, 40.0, 45.0]), "chair0", 1.0, mask)
-    np.testing.assert_array_equal(overlap_box(jittered, PipelineStages()), [20.0, 10.0, 50.0, 30.0])
+    # Inclusive pixel centres: columns 20..49, rows 10..29.
+    np.testing.assert_array_equal(overlap_box(jittered, PipelineStages()), [20.0, 10.0, 49.0, 29.0])
     # A mask read from the depth, no mask, or the switch off: the detection's box.
     np.testing.assert_array_equal(overlap_box(jittered, PipelineStages(), depth_masked=True), jittered.bbox)
     np.testing.assert_array_equal(overlap_box(replace(jittered, mask=None), PipelineStages()), jittered.bbox)
     np.testing.assert_array_equal(overlap_box(jittered, PipelineStages(mask_box=False)), jittered.bbox)
+    empty = replace(jittered, mask=np.zeros_like(mask))
+    np.testing.assert_array_equal(overlap_box(empty, PipelineStages()), jittered.bbox)
 
 
 # Depth fit --------------------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ from multisparc.inference.depth_fit import (
     scale_and_centre,
 )
 from multisparc.inference.verification import geometric_scores
+from multisparc.render import instance_boxes
 
 # The stages' ICP: the baseline's with a looser convergence test (1 mm, 1 mrad), one round of scale and ICP
 # for the depth-only fits, and half the observed points (500) and CAD samples (2000), for speed: the depth
@@ -300,7 +301,8 @@ def depth_only_candidates(
 
 def overlap_box(detection: Detection, stages: PipelineStages, depth_masked: bool = False) -> np.ndarray:
     """The box [x1, y1, x2, y2] pixels that a posed model's projected box is compared with: with `mask_box`,
-    the bounding box of the detection's mask where it came with one, else its box.
+    the tight box of the detection's mask where it came with one (inclusive pixel centres, as
+    `render.instance_boxes` gives it and as `verification.box_overlaps` projects models), else its box.
 
     A detector's box and its mask need not agree (the realistic benchmark sets jitter each box side by up
     to a tenth of the image, and the mask follows the object), and the mask says better where the object is
@@ -309,10 +311,8 @@ def overlap_box(detection: Detection, stages: PipelineStages, depth_masked: bool
     mask = detection.mask
     if not stages.mask_box or depth_masked or mask is None:
         return np.asarray(detection.bbox, dtype=np.float64)
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if not len(rows):
-        return np.asarray(detection.bbox, dtype=np.float64)
-    return np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], dtype=np.float64)
+    box = instance_boxes(np.asarray(mask, dtype=np.int32), [1]).get(1)
+    return np.asarray(detection.bbox if box is None else box, dtype=np.float64)
 
 
 def overlap_boxes(
