@@ -37,8 +37,10 @@ What a practitioner tries before a learned method. Per detection, in the camera 
    times 1 minus the fraction of CAD samples that lie more than tau in front of the observed depth at their
    pixel (free space the model would fill, `free_space_violation`; it tells a sofa from one turned round).
    It is 1 for a perfect fit and 0 when no point lies within tau; the hypothesis of highest score (lowest
-   truncated residual) wins. A detection with fewer than `min_points` valid points keeps the first
-   initial pose with score 0.
+   truncated residual) wins. With `IcpConfig.back_faces` (the method ``icp-back-faces``), ICP and score
+   pair points with back-facing samples too: under depth noise the points behind a thin part's front face
+   find its back face nearest, and dropping them pulls the fit towards the camera. A detection with fewer
+   than `min_points` valid points keeps the first initial pose with score 0.
 
 The result is an `AlignmentResult` like the network's, so `predictions.json` and the evaluation treat
 both alike: its trajectory has 3 steps (the network's initial poses, the ICP start after step 3, the
@@ -175,7 +177,7 @@ class IcpAligner:
 
         def score(model: SurfaceSamples, R: np.ndarray, t: np.ndarray) -> float:
             violation = free_space_violation(model.points @ R.T + t, observation.depth, observation.camera.K, tau)
-            return fit_score(points, model, R, t, tau) * (1.0 - violation)
+            return fit_score(points, model, R, t, tau, config.back_faces) * (1.0 - violation)
 
         start, fitted = depth_only_fits(
             points, cad_points, cad_normals, extent, cad_centre, det.category, R0, up, config

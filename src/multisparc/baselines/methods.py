@@ -23,6 +23,8 @@ name                  what runs                                       pose of a 
 ``initial``           the paper's initial hypotheses, no refinement   highest learned     learned score
                       (`n_refine=0`: only the scoring pass)           score
 ``icp``               the depth-only ICP baseline (`baselines.icp`)   best ICP fit        ICP fit score
+``icp-back-faces``    icp pairing points with back-facing CAD         best ICP fit        ICP fit score
+                      samples too (`IcpConfig.back_faces`)
 ====================  ==============================================  ==================  ==============
 
 The network's own rows (multisparc-paper, single, 2d-score, initial) run the paper's pipeline, so what the
@@ -47,6 +49,7 @@ from multisparc.baselines.icp import IcpAligner
 from multisparc.cad import CadIndex
 from multisparc.datasets.bundle import Detection, Observation
 from multisparc.inference import Aligner, AlignmentResult
+from multisparc.inference.depth_fit import IcpConfig
 from multisparc.inputs import InputConfig
 from multisparc.model import MultiSparcNet
 
@@ -64,7 +67,8 @@ class Method(Protocol):
 @dataclass(frozen=True)
 class MethodSpec:
     """A named method: whether it needs a trained network, the score its predictions are ranked by in the
-    evaluation, what their `score` is (for plots), and the `Aligner` options it uses (none for icp)."""
+    evaluation, what their `score` is (for plots), the `Aligner` options it uses (none for the ICP
+    baselines) and the `IcpConfig` fields an ICP baseline changes."""
 
     name: str
     description: str
@@ -72,6 +76,7 @@ class MethodSpec:
     ranking_score: RankingScore = "score"
     score_label: str = "classification score"
     aligner_options: dict[str, Any] = field(default_factory=dict)
+    icp_config: dict[str, Any] = field(default_factory=dict)
 
 
 _SPECS = (
@@ -124,6 +129,13 @@ _SPECS = (
         aligner_options={"n_refine": 0, "pipeline": "paper"},
     ),
     MethodSpec("icp", "depth-only ICP baseline", False, score_label="ICP fit score"),
+    MethodSpec(
+        "icp-back-faces",
+        "depth-only ICP baseline pairing back-facing CAD samples too",
+        False,
+        score_label="ICP fit score",
+        icp_config={"back_faces": True},
+    ),
 )
 METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in _SPECS}
 
@@ -149,7 +161,7 @@ def make_method(
     initial azimuths and refinements (a method that fixes its own, as `initial` does, keeps it)."""
     spec = method_spec(name)
     if not spec.needs_network:
-        return IcpAligner(cads, seed=seed)
+        return IcpAligner(cads, IcpConfig(**spec.icp_config), seed=seed)
     if network is None:
         raise ValueError(f"method {name!r} needs a trained network (a checkpoint, model.pt)")
     model, input_config = network

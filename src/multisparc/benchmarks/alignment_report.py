@@ -28,7 +28,7 @@ from multisparc.evaluation import (
 CALIBRATION_DIR = "calibration"
 #: The method the others are compared with in the summary line, and those it is compared against.
 OURS = "multisparc"
-BASELINES = ("icp", "initial", "single", "2d-score")
+BASELINES = ("icp", "icp-back-faces", "initial", "single", "2d-score")
 
 
 def table1_rows(scores: Sequence[MethodScores]) -> list[MethodRow]:

@@ -11,7 +11,8 @@ verification, depth fits), multisparc-fast (the same with approximate nearest CA
 its fits), multisparc-paper (the paper's: start, network, learned score), +start,
 +verify, +fit (the paper's with one addition, the ablation rows), single (SPARC-style, one object at a
 time), 2d-score (refined, first hypothesis, ranked by the 2D detection score), initial (the initial
-hypotheses, no refinement), icp (depth-only ICP baseline; needs no checkpoint). Each writes
+hypotheses, no refinement), icp (depth-only ICP baseline; needs no checkpoint), icp-back-faces (icp pairing
+back-facing CAD samples too). Each writes
 OUT/<method>/<scene>/predictions.json and alignment.json; a rerun skips scenes already done, so a killed
 run resumes (a folder made with another checkpoint or --seed is refused, not mixed). --predictions
 scores existing folders of <scene>/predictions.json (e.g. `multisparc align --out DIR`, or another

@@ -41,7 +41,10 @@ class IcpConfig:
     lookup: how the nearest CAD sample is found, "kdtree" (exact, a tree per scale) or "grid" (a table per
     model, approximate and faster: `SurfaceSamples`). erode_pixels: erosion of the mask before its pixels
     are read. percentiles: (low, high) percentiles of the points along each object axis that bound their
-    robust extent.
+    robust extent. back_faces: ICP pairs points with back-facing CAD samples too, and the ICP baseline's
+    score counts them by their plane distance (`verification.fit_scores`, back_faces): with depth noise of
+    a thin part's thickness, points behind its front face find its back face nearest, and dropping them
+    pulls the fit towards the camera.
     """
 
     max_points: int = 1000
@@ -59,6 +62,7 @@ class IcpConfig:
     lookup: str = "kdtree"
     erode_pixels: int = 0
     percentiles: tuple[float, float] = (2.0, 98.0)
+    back_faces: bool = False
 
     def __post_init__(self) -> None:
         for name in ("max_points", "min_points", "model_points", "iterations", "rounds", "n_hypotheses"):
@@ -270,7 +274,8 @@ def icp(
         fraction = iteration / max(config.iterations - 1, 1)
         trim = config.max_distance * (final / config.max_distance) ** fraction
         distance, q, n, facing = surface_pairs([models[h] for h in moving], observed, R[moving], t[moving])
-        keep = (facing & (distance <= trim)).astype(np.float64)  # (A, N) the pairs each pose uses
+        paired = facing | config.back_faces
+        keep = (paired & (distance <= trim)).astype(np.float64)  # (A, N) the pairs each pose uses
         enough = keep.sum(axis=1) >= config.min_points
         active[moving[~enough]] = False
         moving, q, n, keep = moving[enough], q[enough], n[enough], keep[enough]

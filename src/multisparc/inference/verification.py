@@ -19,12 +19,14 @@ import numpy as np
 from multisparc.inference.depth_fit import SurfaceSamples, dot, surface_pairs
 
 
-def fit_score(observed: np.ndarray, model: SurfaceSamples, R: np.ndarray, t: np.ndarray, tau: float) -> float:
+def fit_score(
+    observed: np.ndarray, model: SurfaceSamples, R: np.ndarray, t: np.ndarray, tau: float, back_faces: bool = False
+) -> float:
     """How well the model under pose (R, t) fits observed (N, 3) camera frame, in [0, 1]:
     `1 - sqrt(mean(d^2)) / tau` with d per point the distance to the tangent plane of its nearest CAD
-    sample when that sample is nearer than tau and faces the camera, else tau. (The plane distance does
-    not charge the gaps between surface samples.)"""
-    return float(fit_scores(observed, [model], R[None], t[None], tau)[0])
+    sample when that sample is nearer than tau and faces the camera (or, with back_faces, faces either
+    way: `fit_scores`), else tau. (The plane distance does not charge the gaps between surface samples.)"""
+    return float(fit_scores(observed, [model], R[None], t[None], tau, back_faces)[0])
 
 
 def fit_scores(
