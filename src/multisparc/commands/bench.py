@@ -353,7 +353,8 @@ def _starts(args: argparse.Namespace) -> int:
 STAGES_ABOUT = (
     "multisparc is the full pipeline, multisparc-paper the paper's; +start, +mask, +verify and +fit add one stage "
     "to the paper's (+fit: the verification and the depth fit); the full pipeline is +fit with the depth masks "
-    "and the depth-only fits."
+    "and the depth-only fits. icp is the depth-only ICP baseline, icp-back-faces the same pairing observed points "
+    "with back-facing CAD samples too (IcpConfig.back_faces)."
 )
 
 
