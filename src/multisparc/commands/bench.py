@@ -27,6 +27,12 @@ multisparc bench ablation --results OUT... [--markdown BENCHMARKS.md [--section 
     each): instance and class accuracy and time per image of every method, the full pipeline against
     the ICP baseline, and what it loses with depth x 1.05 and with boxes without masks.
 
+multisparc bench failures --results OUT... [--method multisparc] [--markdown BENCHMARKS.md [--section NAME]]
+    where a method's poses fail on benchmark sets, from `multisparc evaluate --out OUT` folders (one set
+    each): each prediction against its object's ground truth, sorted into flips, quarter turns, other
+    rotations, translation and scale failures, per set, per class and per kept candidate
+    (`multisparc.benchmarks.failures`).
+
 multisparc bench model [--presets paper gpu cpu tiny] [--markdown BENCHMARKS.md]
     parameters and FLOPs per forward pass of each training preset's network.
 
@@ -104,6 +110,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ablation.add_argument(
         "--about", default=None, help="what the rows are (default: the test-time stages and the ICP baseline)"
     )
+    failures = sub.add_parser("failures", help="where a method's poses fail: flips, turns, translation, scale")
+    failures.add_argument("--results", type=Path, nargs="+", required=True, help="evaluate output folders")
+    failures.add_argument("--method", default="multisparc", help="the method whose predictions are sorted")
+    failures.add_argument("--markdown", type=Path, default=None, help="write the results into this file")
+    failures.add_argument("--section", default="failures", help="section name in the --markdown file")
     model = sub.add_parser("model", help="parameters and FLOPs per forward pass of the presets' networks")
     model.add_argument("--presets", nargs="+", default=["paper", "gpu", "cpu", "tiny"], help="training presets")
     model.add_argument("--markdown", type=Path, default=None, help="write the results into this file")
@@ -451,9 +462,31 @@ def _choose_cad(args: argparse.Namespace) -> int:
     return 0
 
 
+def _failures(args: argparse.Namespace) -> int:
+    from multisparc.benchmarks.failures import failure_tables, method_outcomes
+    from multisparc.benchmarks.report import section, update_markdown
+
+    by_set = {Path(folder).resolve().name: method_outcomes(folder, args.method) for folder in args.results}
+    body = (
+        f"Where the poses of `{args.method}` fail, from its predictions in the evaluate folders "
+        + ", ".join(f"`{folder}`" for folder in args.results)
+        + ": each prediction against the ground truth of the object it was made for (spurious and missed "
+        "detections left out), sorted by kind (`multisparc.benchmarks.failures`): aligned (20 cm, 20 deg, 20 % "
+        "per axis); a rotation error above 20 deg as a flip (150 to 180 deg), a quarter turn (60 to 120 deg) "
+        "or another rotation, whatever the translation and scale; with the rotation right, translation, "
+        "scale, or both. Shares in % of the objects of the row.\n\n" + failure_tables(by_set)
+    )
+    print(body)
+    if args.markdown is not None:
+        title = f"Where the poses fail ({args.method})"
+        update_markdown(args.markdown, args.section, section(args.section, title, body))
+        print(f"wrote the results into {args.markdown}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     commands = {
         "data": _data, "speed": _speed, "stages": _stages, "starts": _starts, "ablation": _ablation,
-        "training": _training, "model": _model, "choose-cad": _choose_cad,
+        "training": _training, "model": _model, "choose-cad": _choose_cad, "failures": _failures,
     }
     return commands[args.benchmark](args)
