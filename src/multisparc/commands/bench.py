@@ -27,7 +27,8 @@ multisparc bench ablation --results OUT... [--markdown BENCHMARKS.md [--section 
     each): instance and class accuracy and time per image of every method, the full pipeline against
     the ICP baseline, and what it loses with depth x 1.05 and with boxes without masks.
 
-multisparc bench failures --results OUT... [--method multisparc] [--markdown BENCHMARKS.md [--section NAME]]
+multisparc bench failures --results OUT... [--method multisparc]
+                          [--markdown BENCHMARKS.md [--section NAME --title TITLE]]
     where a method's poses fail on benchmark sets, from `multisparc evaluate --out OUT` folders (one set
     each): each prediction against its object's ground truth, sorted into flips, quarter turns, other
     rotations, translation and scale failures, per set, per class and per kept candidate
@@ -115,6 +116,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     failures.add_argument("--method", default="multisparc", help="the method whose predictions are sorted")
     failures.add_argument("--markdown", type=Path, default=None, help="write the results into this file")
     failures.add_argument("--section", default="failures", help="section name in the --markdown file")
+    failures.add_argument("--title", default=None, help="the section's title (default: names the method)")
     model = sub.add_parser("model", help="parameters and FLOPs per forward pass of the presets' networks")
     model.add_argument("--presets", nargs="+", default=["paper", "gpu", "cpu", "tiny"], help="training presets")
     model.add_argument("--markdown", type=Path, default=None, help="write the results into this file")
@@ -478,7 +480,7 @@ def _failures(args: argparse.Namespace) -> int:
     )
     print(body)
     if args.markdown is not None:
-        title = f"Where the poses fail ({args.method})"
+        title = args.title or f"Where the poses fail ({args.method})"
         update_markdown(args.markdown, args.section, section(args.section, title, body))
         print(f"wrote the results into {args.markdown}")
     return 0
