@@ -3,12 +3,12 @@ truth of the object it was made for, sorted into kinds of failure.
 
 The benchmark sets' detections carry the ids of their objects (`benchset`), so a prediction is paired with
 the ground-truth pose of the same id; spurious detections (ids without one) and objects no detection found
-are left out: this is about the poses, not the matching (the evaluate sections score that). Errors as
-the evaluation's (`geometry.pose_errors`, per-axis scale, symmetry-aware rotation), thresholds 20 cm, 20
-deg, 20 %. A pose whose rotation is wrong is counted by its rotation error alone (its translation error is
-then mostly the CAD's off-centre origin turned about): a flip (150 to 180 deg: the model turned round, front
-for back), a quarter turn (60 to 120 deg: width for depth), or another rotation; a pose with the rotation
-right fails by its translation, its scale, or both.
+are left out: this is about the poses, not the matching (the evaluate sections score that). Errors and
+thresholds as the evaluation's (`evaluation.object_errors.compare_poses`: per-axis scale, symmetry-aware
+rotation; 20 cm, 20 deg, 20 %). A pose whose rotation is wrong is counted by its rotation error alone (its
+translation error is then mostly the CAD's off-centre origin turned about): a flip (150 to 180 deg: the
+model turned round, front for back), a quarter turn (60 to 120 deg: width for depth), or another rotation;
+a pose with the rotation right fails by its translation, its scale, or both.
 """
 
 from __future__ import annotations
@@ -19,12 +19,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from multisparc.benchmarks.report import markdown_table
-from multisparc.datasets.bundle import BundleError, ObjectPose, read_poses
-from multisparc.geometry import DEFAULT_THRESHOLDS, Pose, pose_errors, quat_to_matrix
+from multisparc.datasets.bundle import BundleError, read_poses
+from multisparc.evaluation.object_errors import compare_poses, object_poses
+from multisparc.geometry import DEFAULT_THRESHOLDS
 
 KINDS = ("aligned", "flip", "quarter turn", "other rotation", "translation", "scale", "translation and scale")
 
@@ -56,12 +54,6 @@ def failure_kind(t: float, r_deg: float, s: float) -> str:
     return "translation" if t_wrong else "scale" if s_wrong else "aligned"
 
 
-def _poses(objects: list[ObjectPose]) -> Pose:
-    """The poses (N,) float64 of objects."""
-    q, t, s = (torch.tensor(np.array([getattr(o, name) for o in objects]), dtype=torch.float64) for name in "qts")
-    return Pose(quat_to_matrix(q), t, s)
-
-
 def scene_outcomes(gt_json: Path, predictions_json: Path) -> list[Outcome]:
     """The outcomes of one scene's predictions, paired with gt.json by id; BundleError naming a missing file."""
     for path in (gt_json, predictions_json):
@@ -72,14 +64,12 @@ def scene_outcomes(gt_json: Path, predictions_json: Path) -> list[Outcome]:
     if not predicted:
         return []
     objects = [truth[pose.id] for pose in predicted]
-    errors = pose_errors(_poses(predicted), _poses(objects), [o.sym for o in objects], "per_axis")
-    t, r_deg, s = (errors[name].numpy() for name in ("t", "r_deg", "s"))
+    errors = compare_poses(object_poses(predicted), object_poses(objects), [o.sym for o in objects])
     return [
         Outcome(
-            o.category, str(pose.extras.get("final_source", "-")), float(t[k]), float(r_deg[k]), float(s[k]),
-            failure_kind(float(t[k]), float(r_deg[k]), float(s[k])),
+            o.category, str(pose.extras.get("final_source", "-")), e.t, e.r_deg, e.s, failure_kind(e.t, e.r_deg, e.s)
         )
-        for k, (pose, o) in enumerate(zip(predicted, objects, strict=True))
+        for pose, o, e in zip(predicted, objects, errors, strict=True)
     ]
 
 

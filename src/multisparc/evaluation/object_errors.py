@@ -52,12 +52,16 @@ class ImageErrors:
     thresholds: AlignmentThresholds = DEFAULT_THRESHOLDS
 
 
-def _gt_pose(objects: Sequence[ObjectPose]) -> Pose:
+def object_poses(objects: Sequence[ObjectPose]) -> Pose:
+    """The poses (N,) float64 of N objects (gt.json or predictions.json records)."""
     q, t, s = (torch.from_numpy(np.stack([getattr(obj, name) for obj in objects]).astype(np.float64)) for name in "qts")
     return Pose(quat_to_matrix(q), t, s)
 
 
-def _errors(pred: Pose, gt: Pose, sym: list[str], thresholds: AlignmentThresholds) -> list[PoseErrors]:
+def compare_poses(
+    pred: Pose, gt: Pose, sym: list[str], thresholds: AlignmentThresholds = DEFAULT_THRESHOLDS
+) -> list[PoseErrors]:
+    """Errors of poses pred (N,) against gt (N,) up to each ground truth's symmetry, aligned by the thresholds."""
     values = pose_errors(pred, gt, sym, "per_axis")
     t, r, s = (values[name].tolist() for name in ("t", "r_deg", "s"))
     return [
@@ -81,9 +85,9 @@ def image_errors(
     index = torch.as_tensor(matched)
     initial, final = trajectory.index((0, index)), trajectory.index((-1, index))
     truths = [truth[result.objects[k].id] for k in matched]
-    gt_pose, sym = _gt_pose(truths), [obj.sym for obj in truths]
-    before = _errors(initial.to(torch.float64), gt_pose, sym, thresholds)
-    after = _errors(final.to(torch.float64), gt_pose, sym, thresholds)
+    gt_pose, sym = object_poses(truths), [obj.sym for obj in truths]
+    before = compare_poses(initial.to(torch.float64), gt_pose, sym, thresholds)
+    after = compare_poses(final.to(torch.float64), gt_pose, sym, thresholds)
     objects = [
         ObjectErrors(obj.id, obj.category, obj.sym, before[i], after[i], float(result.objects[k].score))
         for i, (k, obj) in enumerate(zip(matched, truths, strict=True))
