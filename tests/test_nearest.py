@@ -11,7 +11,7 @@ from scipy.spatial import cKDTree
 from multisparc.cad import CadIndex
 from multisparc.cad.nearest import NearestSampleGrid
 from multisparc.geometry import quat_to_matrix
-from multisparc.inference.depth_fit import IcpConfig, SurfaceSamples, detection_points, rotation_about
+from multisparc.inference.depth_fit import IcpConfig, SurfaceSamples, detection_points, rotation_about, surface_pairs
 from multisparc.inference.verification import geometric_scores
 
 UP = np.array([0.0, -1.0, 0.0])
@@ -58,3 +58,19 @@ def test_batched_geometric_scores_equal_one_pose_at_a_time(scene, cads: CadIndex
     single = [geometric_scores(points, [model], R[h : h + 1], t[h : h + 1], *args)[0] for h, model in enumerate(models)]
     np.testing.assert_allclose(batched, single, atol=1e-12)
     assert batched[0] > 0.8 and batched[0] > batched[1] + 0.3 and batched[2] < 0.05
+
+
+def test_a_bounded_search_finds_the_same_pairs_within_the_bound(cads: CadIndex) -> None:
+    cad_points, cad_normals = (np.asarray(a, np.float64) for a in cads.points("chair0", 2000))
+    models = [SurfaceSamples(cad_points, cad_normals, s) for s in (np.ones(3), np.array([1.1, 0.9, 1.0]))]
+    rng = np.random.default_rng(1)
+    observed = cad_points[rng.integers(0, 2000, 500)] + rng.normal(scale=0.08, size=(500, 3)) + [0.0, 0.0, 3.0]
+    R, t = np.stack([np.eye(3)] * 2), np.array([[0.0, 0.0, 3.0]] * 2)
+    exact = surface_pairs(models, observed, R, t)
+    bounded = surface_pairs(models, observed, R, t, bound=0.05)
+    within = exact[0] < 0.05
+    assert 0.2 < within.mean() < 0.9  # both kinds of point are tested
+    np.testing.assert_array_equal(bounded[0][within], exact[0][within])
+    for got, want in zip(bounded[1:], exact[1:], strict=True):
+        np.testing.assert_array_equal(got[within], want[within])
+    assert np.isinf(bounded[0][~within]).all() and np.isfinite(bounded[1]).all() and np.isfinite(bounded[2]).all()

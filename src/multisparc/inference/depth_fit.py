@@ -205,11 +205,13 @@ class SurfaceSamples:
         # the time and answers these queries as fast.
         self.tree = cKDTree(self.points, balanced_tree=False, compact_nodes=False) if lookup is None else None
 
-    def nearest_index(self, local: np.ndarray) -> np.ndarray:
-        """Index (N,) of the nearest sample to each point (N, 3) of the scaled CAD frame."""
+    def nearest_index(self, local: np.ndarray, bound: float = np.inf) -> np.ndarray:
+        """Index (N,) of the nearest sample to each point (N, 3) of the scaled CAD frame. With a kd tree,
+        points with no sample within `bound` get index M (one past the last sample): the bound prunes
+        the tree's search, and the callers drop pairs that far anyway."""
         if self.lookup is not None:
             return self.lookup.query(local / self.scale)
-        return self.tree.query(local)[1]
+        return self.tree.query(local, distance_upper_bound=bound)[1]
 
     def pairs(
         self, observed: np.ndarray, R: np.ndarray, t: np.ndarray
@@ -221,22 +223,28 @@ class SurfaceSamples:
 
 
 def surface_pairs(
-    models: Sequence[SurfaceSamples], observed: np.ndarray, R: np.ndarray, t: np.ndarray
+    models: Sequence[SurfaceSamples], observed: np.ndarray, R: np.ndarray, t: np.ndarray, bound: float = np.inf
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """`SurfaceSamples.pairs` of H models (one CAD, H scales) under poses R (H, 3, 3), t (H, 3) at once:
     distances (H, N), nearest points and normals (H, N, 3) camera frame, facing (H, N) bool. Models that
-    share one lookup grid are looked up in a single query."""
+    share one lookup grid are looked up in a single query.
+
+    bound: the largest pair distance the caller keeps, which prunes a kd tree's search; a point with no
+    sample within the bound gets distance inf and, as its point and normal, the first sample's (finite
+    values the callers' masks drop)."""
     local = (observed[None] - t[:, None]) @ R  # each model's scaled CAD frame
     lookup = models[0].lookup
     if lookup is not None and all(model.lookup is lookup for model in models):
         scale = np.stack([np.broadcast_to(model.scale, (3,)) for model in models])
         index = lookup.query((local / scale[:, None]).reshape(-1, 3)).reshape(local.shape[:2])
     else:
-        index = np.stack([model.nearest_index(x) for model, x in zip(models, local, strict=True)])
+        index = np.stack([model.nearest_index(x, bound) for model, x in zip(models, local, strict=True)])
+    beyond = index >= np.array([len(model.points) for model in models])[:, None]
+    index[beyond] = 0
     nearest = np.stack([model.points[i] for model, i in zip(models, index, strict=True)])
     normals = np.stack([model.normals[i] for model, i in zip(models, index, strict=True)])
     offset = local - nearest
-    distance = np.sqrt(dot(offset, offset))
+    distance = np.where(beyond, np.inf, np.sqrt(dot(offset, offset)))
     rotate = R.transpose(0, 2, 1)
     normals = normals @ rotate
     return distance, nearest @ rotate + t[:, None], normals, dot(normals, observed) < 0
@@ -273,7 +281,9 @@ def icp(
             break
         fraction = iteration / max(config.iterations - 1, 1)
         trim = config.max_distance * (final / config.max_distance) ** fraction
-        distance, q, n, facing = surface_pairs([models[h] for h in moving], observed, R[moving], t[moving])
+        distance, q, n, facing = surface_pairs(
+            [models[h] for h in moving], observed, R[moving], t[moving], trim * (1.0 + 1e-9)
+        )
         paired = facing | config.back_faces
         keep = (paired & (distance <= trim)).astype(np.float64)  # (A, N) the pairs each pose uses
         enough = keep.sum(axis=1) >= config.min_points
