@@ -248,6 +248,14 @@ def test_the_rgbd_files_path_chooses_and_aligns_the_chair_from_boxes_only(
     assert obj.id == 7 and obj.cad == "chair0"
     errors = image_errors(result, [replace(pose, id=7) for pose in scene.gt])
     assert errors.objects[0].final.aligned, errors.objects[0].final
+    # The same files with the boxes' true CADs: aligned without a choice.
+    known = align_from_rgbd_files(aligner, renamed, None, tmp_path / "known")
+    boxes = json.loads((tmp_path / "known" / "boxes.json").read_text())
+    assert [box["cad"] for box in boxes] == ["chair0"]
+    (obj,) = known.objects
+    assert obj.id == 7 and "cad_choice" not in obj.extras
+    errors = image_errors(known, [replace(pose, id=7) for pose in scene.gt])
+    assert errors.objects[0].final.aligned, errors.objects[0].final
 
 
 def test_a_chosen_pose_re_expressed_as_the_true_model_keeps_its_box(tmp_path: Path) -> None:

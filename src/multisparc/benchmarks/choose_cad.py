@@ -20,7 +20,8 @@ box (`as_true_model`), then judged the same way.
 With `rgbd`, one more path is a user's with an RGB-D camera and a box detector: each scene written out as a
 JPEG, a 16-bit depth PNG in millimetres, a K text file and a boxes JSON with categories only (no masks, no CADs,
 no ids), made into a bundle as `multisparc bundle` does (normals from the depth, gravity estimated), and every
-CAD chosen among K.
+CAD chosen among K; and the same files with each box's true CAD, which splits that path's loss into what the
+files cost (no masks, normals from the depth, JPEG colour) and what the choice costs.
 
 Layout of the work folder: WORK/<set>/scene_* (bundles), WORK/<set>/true/<scene>/predictions.json and
 WORK/<set>/choose/<scene>/predictions.json (with alignment.json), WORK/cads/... (libraries).
@@ -120,7 +121,9 @@ def run_set(
             cads.nearest_samples(cad_id, aligner.stages.icp.model_points)
     paths = {"true": "true CAD", "choose": f"choose-cad {k}"}
     if rgbd:
+        paths["rgbd-true"] = "RGB-D files, boxes, true CAD"
         paths["rgbd"] = f"RGB-D files, boxes, choose-cad {k}"
+    choosing = {"choose", "rgbd"}
     seconds = dict.fromkeys(paths, 0.0)
     chosen_true, kept_true = dict.fromkeys(paths, 0), dict.fromkeys(paths, 0)
     objects = 0
@@ -133,6 +136,7 @@ def run_set(
             "choose": choose_cads(aligner, bundle.observation, stripped, k, scene_dir=scene, prior=prior),
         }
         if rgbd:
+            results["rgbd-true"] = align_from_rgbd_files(aligner, bundle, None, out / "rgbd-files-true" / scene.name)
             results["rgbd"] = align_from_rgbd_files(aligner, bundle, k, out / "rgbd-files" / scene.name, prior)
         objects += len(bundle.detections)
         for path, result in results.items():
@@ -141,7 +145,7 @@ def run_set(
             predictions = result.to_predictions()
             write_json(out / path / scene.name / "predictions.json", predictions)
             seconds[path] += result.timings["total"]
-            if path == "true":
+            if path not in choosing:
                 continue
             physical = as_true_model(predictions, truth, cads)
             write_json(out / f"{path}-physical" / scene.name / "predictions.json", physical)
@@ -152,7 +156,7 @@ def run_set(
     for path, label in paths.items():
         scores = score_method(label, out / path, scenes, cads, SPARC, ap_points=None)
         physical = scores
-        if path != "true":
+        if path in choosing:
             physical = score_method(label, out / f"{path}-physical", scenes, cads, SPARC, ap_points=None)
         rows.append(
             PathRow(
@@ -163,8 +167,8 @@ def run_set(
                 lenient=scores.per_image.instance,
                 recall=scores.strict.recall,
                 physical=physical.strict.instance,
-                true_chosen=None if path == "true" else chosen_true[path] / max(objects, 1),
-                true_in_candidates=None if path == "true" else kept_true[path] / max(objects, 1),
+                true_chosen=chosen_true[path] / max(objects, 1) if path in choosing else None,
+                true_in_candidates=kept_true[path] / max(objects, 1) if path in choosing else None,
                 ms_per_object=1000.0 * seconds[path] / max(objects, 1),
             )
         )
@@ -172,17 +176,21 @@ def run_set(
 
 
 def align_from_rgbd_files(
-    aligner: Aligner, bundle: SceneBundle, k: int, folder: Path, prior: str = CAD_PRIORS[0]
+    aligner: Aligner, bundle: SceneBundle, k: int | None, folder: Path, prior: str = CAD_PRIORS[0]
 ) -> AlignmentResult:
     """The scene as a user with an RGB-D camera and a box detector has it: written out as files
     (`write_rgbd_frame`: JPEG, 16-bit millimetre PNG, K text, boxes with categories only), made into a bundle
-    as `multisparc bundle` does (normals from the depth, gravity from the frame), every CAD chosen among k. The
-    boxes carry no ids (theirs are their positions): the result's objects get the scene's detection ids back."""
-    files = write_rgbd_frame(bundle, folder, with_cads=False)
+    as `multisparc bundle` does (normals from the depth, gravity from the frame), every CAD chosen among k
+    (None: the boxes name their true CADs, which are aligned). The boxes carry no ids (theirs are their
+    positions): the result's objects get the scene's detection ids back."""
+    files = write_rgbd_frame(bundle, folder, with_cads=k is None)
     made = rgbd_bundle(
         bundle.name, files["image"], files["depth"], files["detections"], aligner.cads, files["intrinsics"]
     )
-    result = choose_cads(aligner, made.observation, made.detections, k, scene_dir=folder, prior=prior)
+    if k is None:
+        result = aligner.align(made.observation, made.detections, folder)
+    else:
+        result = choose_cads(aligner, made.observation, made.detections, k, scene_dir=folder, prior=prior)
     ids = [det.id for det in bundle.detections]
     result.objects = [replace(obj, id=ids[obj.id]) for obj in result.objects]
     return result
@@ -240,7 +248,8 @@ def choose_cad_section(
         "pose re-expressed as the true model on the same box (the field's CADs are normalised alike, these "
         "libraries' models have their real sizes). RGB-D files, boxes: each scene written out as a JPEG, a 16-bit "
         "depth PNG in millimetres, a K text file and a boxes JSON with categories only, made into a bundle as "
-        "`multisparc bundle` does (normals from the depth), every CAD chosen among K. Time: alignment per object from "
+        "`multisparc bundle` does (normals from the depth), every CAD chosen among K, or (true CAD) each box "
+        "naming its true CAD. Time: alignment per object from "
         "the stage timers (machine below), CAD samples made beforehand.\n\n" + table + "\n"
     )
     return section("choose-cad", "Choosing the CAD of category-only detections", body)
