@@ -351,6 +351,16 @@ def test_depth_mask_drops_the_wall_an_object_stands_against() -> None:
     assert mask[30:100, 50:110].all()
 
 
+def test_depth_mask_drops_a_thin_strip_of_wall_above_a_bed() -> None:
+    """A bed 25 cm in front of a wall filling its box but for 4 rows at the top (5 % of the box): the strip
+    goes on outside the box, so it is wall, and goes."""
+    depth = np.full((120, 160), 3.3)  # the wall
+    depth[34:110, 40:120] = 3.05  # the bed's end, up to the box's bottom and sides
+    bed = Detection(1, "bed", np.array([40.0, 30.0, 120.0, 110.0]), "b")
+    mask = depth_mask(_upright_scene(depth), bed, np.array([0.0, -1.0, 0.0]))
+    assert mask[34:110, 40:120].all() and mask.sum() == 76 * 80
+
+
 @pytest.mark.slow
 def test_stage_times_split_a_pipeline_by_stage(scene, cads) -> None:
     torch.manual_seed(0)
