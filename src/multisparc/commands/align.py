@@ -71,7 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pipeline", choices=tuple(PIPELINES), default="full",
         help="full: the network, geometric verification and depth fit; fast: full with approximate nearest "
-        "CAD samples in its fits (about a third faster); paper: the paper's start, network and learned score "
+        "CAD samples in its fits (about a quarter faster); paper: the paper's start, network and learned score "
         "only; +start, +verify, +fit: the paper's with one addition",
     )
     parser.add_argument("--no-overlay", action="store_true", help="do not write overlay.png")

@@ -144,7 +144,7 @@ PIPELINES: dict[str, PipelineStages] = {
     "+fit": PipelineStages(depth_mask=False, verify=True, fit=True, depth_only=False),
     "full": PipelineStages(),  # the observed start is off (module docstring)
     # The full pipeline with the nearest CAD samples of its fits looked up in a table (`cad.nearest`): about
-    # a third faster, and approximate (BENCHMARKS.md, "Test-time stages: full against fast").
+    # a quarter faster, and approximate (BENCHMARKS.md, "Test-time stages: full against fast").
     "fast": PipelineStages(icp=replace(STAGE_ICP, lookup="grid")),
 }
 
