@@ -211,7 +211,8 @@ class SurfaceSamples:
         the tree's search, and the callers drop pairs that far anyway."""
         if self.lookup is not None:
             return self.lookup.query(local / self.scale)
-        return self.tree.query(local, distance_upper_bound=bound)[1]
+        # The tree keeps only distances below its bound; the slack keeps a pair at exactly `bound`.
+        return self.tree.query(local, distance_upper_bound=bound * (1.0 + 1e-9))[1]
 
     def pairs(
         self, observed: np.ndarray, R: np.ndarray, t: np.ndarray
@@ -281,9 +282,7 @@ def icp(
             break
         fraction = iteration / max(config.iterations - 1, 1)
         trim = config.max_distance * (final / config.max_distance) ** fraction
-        distance, q, n, facing = surface_pairs(
-            [models[h] for h in moving], observed, R[moving], t[moving], trim * (1.0 + 1e-9)
-        )
+        distance, q, n, facing = surface_pairs([models[h] for h in moving], observed, R[moving], t[moving], trim)
         paired = facing | config.back_faces
         keep = (paired & (distance <= trim)).astype(np.float64)  # (A, N) the pairs each pose uses
         enough = keep.sum(axis=1) >= config.min_points

@@ -53,8 +53,7 @@ _FRONT_SMOOTH_BINS = 5
 _WALL_NORMAL_DEG = 20.0
 _WALL_DISTANCE = 0.02
 # A wall behind a bed or a sofa often shows only in a strip above it: 2 % of the kept pixels suffice (the
-# other conditions tell it from the object's own faces). Against the true masks of the boxes sets' scenes
-# (procedural / SweetHome3D), objects under 0.98 IoU: 84 / 98 with 10 %, 69 / 72 with 2 %.
+# other conditions tell it from the object's own faces; the boxes sets' rows in BENCHMARKS.md use it).
 _WALL_SHARE = 0.02
 _WALL_BEHIND = 0.7
 _WALL_GAP = 0.05

@@ -43,7 +43,7 @@ def fit_scores(
     too, instead of charged tau. With depth noise comparable to a part's thickness (a seat, a leg, a
     shelf), the points behind a thin part's front face find its back face nearest: charging them favours
     poses moved towards the camera, and the noisier the depth the more."""
-    distance, q, n, facing = surface_pairs(models, observed, R, t, tau * (1.0 + 1e-9))
+    distance, q, n, facing = surface_pairs(models, observed, R, t, tau)
     plane = np.abs(dot(n, observed[None] - q))
     paired = distance < tau if back_faces else facing & (distance < tau)
     clipped = np.where(paired, np.minimum(plane, tau), tau)
