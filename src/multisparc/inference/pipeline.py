@@ -45,6 +45,7 @@ from multisparc.datasets.bundle import BundleError, Detection, Observation, Scen
 from multisparc.datasets.pixels import ImagePixelSource, PixelSource
 from multisparc.geometry import Pose, apply_update, clip_box
 from multisparc.inference.checkpoint import load_checkpoint
+from multisparc.inference.depth_fit import IcpConfig
 from multisparc.inference.depth_mask import with_depth_masks
 from multisparc.inference.initialisation import Initialisation, InitialisationConfig, gravity_up, initial_poses
 from multisparc.inference.observed_start import observed_start
@@ -54,6 +55,7 @@ from multisparc.inference.stages import (
     PipelineStages,
     best_of,
     depth_only_candidates,
+    detection_configs,
     fuse,
     observed_points,
     pipeline_stages,
@@ -186,6 +188,7 @@ class Aligner:
         if stages.start or stages.verify or stages.fit:  # the depth mask needs no observed points
             with timer.stage("observed points"):
                 observed = observed_points(observation, kept, stages.icp, self.seed)
+                configs = detection_configs(observation, kept, stages)
         if stages.start:
             with timer.stage("initialisation"):
                 init = observed_start(init, observed, kept, self.cads, observation)
@@ -208,13 +211,13 @@ class Aligner:
                 depth_masked = [was_unmasked and stages.depth_mask for was_unmasked in unmasked]
                 fits = score_and_fit(
                     observation, kept, observed, self.cads, trajectory.index(-1), logits_np[-1], init.gravity.up,
-                    stages, depth_masked,
+                    stages, depth_masked, configs,
                 )
             geometric = fits.geometric
             if stages.fit:
                 trajectory, logits_np, geometric, final_source = self._fitted_step(
                     observation, kept, observed, source, box_tokens, points, normals, init, trajectory, logits_np,
-                    fits, depth_masked, timer,
+                    fits, depth_masked, configs, timer,
                 )
             # Where the depth disagrees with every fit (the gate), the geometric score is noise: the learned decides.
             if fits.gate >= stages.fit_gate:
@@ -256,12 +259,14 @@ class Aligner:
         logits: np.ndarray,
         fits: HypothesisFits,
         depth_masked: list[bool],
+        configs: list[IcpConfig],
         timer: StageTimer,
     ) -> tuple[Pose, np.ndarray, np.ndarray, np.ndarray]:
         """One more trajectory step: per hypothesis the best by fused score of the network's refined pose, its
         depth fit and (with `depth_only`) the depth-only fit from the same azimuth, the last two scored by
         the network in one pass; an image failing the fit gate keeps the network's poses. depth_masked (K,):
-        whether each detection's mask was read from the depth (`stages.overlap_box`).
+        whether each detection's mask was read from the depth (`stages.overlap_box`); configs (K,) each
+        detection's ICP and score settings (`stages.detection_configs`).
 
         Returns the trajectory (S + 1, H, K), logits (S + 1, H, K), the final poses' geometric scores (H, K)
         and which option each is (H, K) int, an index into `FINAL_SOURCES`.
@@ -276,7 +281,7 @@ class Aligner:
                 with timer.stage("depth-only fit"):
                     depth_only, depth_only_geometric, made = depth_only_candidates(
                         observation, detections, observed, self.cads, init.poses.R.numpy(), init.gravity.up, stages,
-                        depth_masked,
+                        depth_masked, configs,
                     )
                 pool.append(depth_only.to(dtype=last.t.dtype))
             pooled_logits = self._score(source, box_tokens, points, normals, Pose.cat(pool), timer)

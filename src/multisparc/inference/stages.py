@@ -18,7 +18,12 @@ score. The full pipeline (`PIPELINES["full"]`, the default) adds, per detection:
   (refined pose, its fit, the depth-only fit) is the final pose (`best_of`). An image whose detections'
   best fits agree with the depth by less than `fit_gate` (median over its detections of the best fitted
   geometric score) keeps the network's poses and its learned choice: there the depth is too noisy for a
-  fit or a geometric score to be trusted (the realistic benchmark sets, where ungated fits lose points);
+  fit or a geometric score to be trusted;
+- noise_tau (with verify): the score's tolerance tau and the fits' final trim follow each detection's depth
+  noise, read on its own pixels (`depth_noise`): twice the noise, never below 7 cm. A tau below the noise
+  scores every pose near 0 whatever its error, and a noisy image's choice then falls to the learned score
+  alone; with it the realistic benchmark sets gain 7 to 8 points and the predicted ones 8 (BENCHMARKS.md,
+  "Test-time stages: the verification's tau");
 - start (an ablation row, off in "full"): initial centres and scales read from the observed depth
   (`observed_start`). The start is nearer, yet the shipped network, trained from starts like the paper's,
   gains little from it on clean depth and loses with predicted-like depth (BENCHMARKS.md, "+start");
@@ -51,6 +56,8 @@ from multisparc.inference.depth_fit import (
     icp,
     scale_and_centre,
 )
+from multisparc.inference.depth_noise import white_noise
+from multisparc.inference.initialisation import box_pixel_ranges
 from multisparc.inference.verification import geometric_scores
 from multisparc.render import instance_boxes
 
@@ -58,8 +65,12 @@ from multisparc.render import instance_boxes
 # for the depth-only fits, 14 iterations, and fewer observed points (350) and CAD samples (2000), for speed:
 # the depth fits dominate the full pipeline's time (BENCHMARKS.md, `bench stages`). The full pipeline's rows
 # there are made with these settings; against 20 iterations on 500 points they kept its accuracy within the
-# seed-to-seed spread (BENCHMARKS.md, "the full pipeline over two pixel-sampling seeds").
-STAGE_ICP = IcpConfig(tolerance=1e-3, rounds=1, iterations=14, max_points=350, model_points=2000)
+# seed-to-seed spread (BENCHMARKS.md, "the full pipeline over two pixel-sampling seeds"). The score's tau and
+# the fits' final trim start at 7 cm rather than the baseline's 5 (`PipelineStages.noise_tau` raises them
+# further where the depth is noisy; BENCHMARKS.md, "Test-time stages: the verification's tau").
+STAGE_ICP = IcpConfig(
+    tolerance=1e-3, rounds=1, iterations=14, max_points=350, model_points=2000, inlier_distance=0.07
+)
 
 
 @dataclass(frozen=True)
@@ -90,6 +101,9 @@ class PipelineStages:
         came with one) rather than with its box (`overlap_box`).
     score_back_faces: the geometric score pairs observed points with back-facing CAD samples too
         (`verification.fit_scores`, back_faces).
+    noise_tau: when above 0, each detection's score tau and ICP trimming (`icp.inlier_distance`) is raised to
+        noise_tau times the white depth noise read on its pixels (`depth_noise`), never below the config's:
+        a tau below the noise makes every pose's score near 0, whatever its error (`detection_configs`).
         Both measured on the four main sets, two pixel-sampling seeds each (BENCHMARKS.md, "Test-time
         stages: the verification's box and back faces").
     """
@@ -111,6 +125,7 @@ class PipelineStages:
     icp: IcpConfig = STAGE_ICP
     mask_box: bool = True
     score_back_faces: bool = True
+    noise_tau: float = 2.0
 
     def __post_init__(self) -> None:
         if self.depth_only and not self.fit:
@@ -119,6 +134,8 @@ class PipelineStages:
             raise ValueError("a fit is kept by the verification: fit=True needs verify=True")
         if not (math.isfinite(self.fusion_weight) and self.fusion_weight >= 0):
             raise ValueError(f"fusion_weight must be a non-negative number, got {self.fusion_weight!r}")
+        if not (math.isfinite(self.noise_tau) and self.noise_tau >= 0):
+            raise ValueError(f"noise_tau must be a non-negative number, got {self.noise_tau!r}")
         if not self.overlap_power >= 0:
             raise ValueError(f"overlap_power must be non-negative, got {self.overlap_power!r}")
         if not 0.0 <= self.fit_gate <= 1.0:
@@ -184,6 +201,42 @@ def observed_points(
     ]
 
 
+def detection_configs(
+    observation: Observation, detections: Sequence[Detection], stages: PipelineStages
+) -> list[IcpConfig]:
+    """Each detection's ICP and score settings: `stages.icp`, with `noise_tau` its inlier distance (the score's
+    tau, the ICP's final trim) raised to noise_tau times the white depth noise on the detection's mask (its
+    box when it has none; `depth_noise.white_noise`), at most half the ICP's max_distance."""
+    if not stages.noise_tau:
+        return [stages.icp] * len(detections)
+    depth = np.asarray(observation.depth)
+    configs = []
+    for det in detections:
+        pixels = det.mask if det.mask is not None else _box_pixels(det.bbox, observation.depth.shape)
+        noise = white_noise(depth, np.asarray(pixels, dtype=bool))
+        tau = min(max(stages.icp.inlier_distance, stages.noise_tau * noise), 0.5 * stages.icp.max_distance)
+        configs.append(replace(stages.icp, inlier_distance=tau) if tau != stages.icp.inlier_distance else stages.icp)
+    return configs
+
+
+def _box_pixels(box: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The pixels (H, W) bool of an image of `shape` inside box [x1, y1, x2, y2] (`box_pixel_ranges`)."""
+    pixels = np.zeros(shape[:2], dtype=bool)
+    pixels[box_pixel_ranges(box)] = True
+    return pixels
+
+
+def _configs_of(
+    detections: Sequence[Detection], stages: PipelineStages, configs: Sequence[IcpConfig] | None
+) -> Sequence[IcpConfig]:
+    """The given per-detection configs, or `stages.icp` for every detection."""
+    if configs is None:
+        return [stages.icp] * len(detections)
+    if len(configs) != len(detections):
+        raise ValueError(f"{len(configs)} ICP configs for {len(detections)} detections")
+    return configs
+
+
 def score_and_fit(
     observation: Observation,
     detections: list[Detection],
@@ -194,15 +247,17 @@ def score_and_fit(
     up: np.ndarray,
     stages: PipelineStages,
     depth_masked: Sequence[bool] | None = None,
+    configs: Sequence[IcpConfig] | None = None,
 ) -> HypothesisFits:
     """Geometric scores of refined poses (H, K) float64 and, when `stages.fit`, the depth fits of the
     `fit_top` hypotheses of highest fused score per detection (the others keep their pose and score).
 
     points: each detection's observed points (`observed_points`); logits (H, K) the network's of the
     poses; up (3,) gravity in the camera frame; depth_masked (K,): whether each detection's mask was read
-    from the depth (its fit then blends scales by `depth_mask_scale_blend` where they agree; default: none was).
+    from the depth (its fit then blends scales by `depth_mask_scale_blend` where they agree; default: none was);
+    configs (K,): each detection's ICP and score settings (`detection_configs`; default: `stages.icp`).
     """
-    config = stages.icp
+    configs = _configs_of(detections, stages, configs)
     boxes = overlap_boxes(detections, stages, depth_masked)
     R, t, s = (value.numpy().copy() for value in (poses.R, poses.t, poses.s))
     n_hyp, n_det = R.shape[:2]
@@ -213,11 +268,12 @@ def score_and_fit(
     for k, det in enumerate(detections):
         if not len(points[k]):
             continue
+        config = configs[k]
         cad_points, cad_normals, lookup = cad_surface(cads, det.cad, config)
         extent, cad_centre = cads.extent(det.cad), cads.centre(det.cad)
         # One scaled model per hypothesis, kept for its fit (a kd tree is built once).
         models = [SurfaceSamples(cad_points, cad_normals, s[h, k], lookup) for h in range(n_hyp)]
-        geometric[:, k] = _geometric(observation, boxes[k], points[k], models, R[:, k], t[:, k], stages)
+        geometric[:, k] = _geometric(observation, boxes[k], points[k], models, R[:, k], t[:, k], stages, config)
         fitted_geometric[:, k] = geometric[:, k]
         if not stages.fit:
             continue
@@ -239,7 +295,9 @@ def score_and_fit(
         refitted = [SurfaceSamples(cad_points, cad_normals, value, lookup) for value in scale]
         rotation, translation = icp(points[k], refitted, rotation, translation, scale * cad_centre, up, config)
         R_fit[top, k], t_fit[top, k], s_fit[top, k] = rotation, translation, scale
-        fitted_geometric[top, k] = _geometric(observation, boxes[k], points[k], refitted, rotation, translation, stages)
+        fitted_geometric[top, k] = _geometric(
+            observation, boxes[k], points[k], refitted, rotation, translation, stages, config
+        )
         tried[top, k] = True
     gate = float(np.median(fitted_geometric.max(axis=0))) if n_det else 0.0
     fitted = Pose.from_numpy(R_fit, t_fit, s_fit).to(dtype=poses.t.dtype)
@@ -270,12 +328,13 @@ def depth_only_candidates(
     up: np.ndarray,
     stages: PipelineStages,
     depth_masked: Sequence[bool] | None = None,
+    configs: Sequence[IcpConfig] | None = None,
 ) -> tuple[Pose, np.ndarray, np.ndarray]:
     """Depth-only fits (`depth_fit.depth_only_fits`, nothing learned) of every detection from the initial
     rotations (H, K, 3, 3), of the `depth_only_top` starts of highest geometric score: poses (H, K) (the
     identity where a detection has too few observed points), their geometric scores (H, K) and whether
-    each was made (H, K) bool. depth_masked as in `score_and_fit`."""
-    config = stages.icp
+    each was made (H, K) bool. depth_masked and configs as in `score_and_fit`."""
+    configs = _configs_of(detections, stages, configs)
     boxes = overlap_boxes(detections, stages, depth_masked)
     n_hyp, n_det = rotations.shape[:2]
     R = np.broadcast_to(np.eye(3), (n_hyp, n_det, 3, 3)).copy()
@@ -285,17 +344,20 @@ def depth_only_candidates(
     for k, det in enumerate(detections):
         if not len(points[k]):
             continue
+        config = configs[k]
         surface = cad_surface(cads, det.cad, config)
         shape = (points[k], *surface[:2], cads.extent(det.cad), cads.centre(det.cad), det.category)
         best = np.arange(n_hyp)
         if stages.depth_only_top < n_hyp:
             start, _ = depth_only_fits(*shape, rotations[:, k], up, config, only=(), lookup=surface[2])
-            scores = _pose_scores(observation, boxes[k], points[k], surface, start, stages)
+            scores = _pose_scores(observation, boxes[k], points[k], surface, start, stages, config)
             best = np.argsort(-scores, kind="stable")[: stages.depth_only_top]
         _, fitted = depth_only_fits(*shape, rotations[:, k], up, config, only=best.tolist(), lookup=surface[2])
         R[:, k], t[:, k], s[:, k] = fitted
         fitted_best = tuple(v[best] for v in fitted)
-        geometric[best, k] = _pose_scores(observation, boxes[k], points[k], surface, fitted_best, stages)
+        geometric[best, k] = _pose_scores(
+            observation, boxes[k], points[k], surface, fitted_best, stages, config
+        )
         made[best, k] = True
     return Pose.from_numpy(R, t, s), geometric, made
 
@@ -332,11 +394,12 @@ def _geometric(
     R: np.ndarray,
     t: np.ndarray,
     stages: PipelineStages,
+    config: IcpConfig,
 ) -> np.ndarray:
     """`geometric_scores` (H,) of one detection's models (one per pose) under poses (R (H, 3, 3), t (H, 3)),
-    its overlap box (`overlap_box`), with the stages' settings."""
+    its overlap box (`overlap_box`), with the stages' settings and the detection's tau (`config.inlier_distance`)."""
     return geometric_scores(
-        points, models, R, t, observation.depth, observation.camera.K, box, stages.icp.inlier_distance,
+        points, models, R, t, observation.depth, observation.camera.K, box, config.inlier_distance,
         stages.overlap_power, stages.score_back_faces,
     )
 
@@ -348,12 +411,13 @@ def _pose_scores(
     surface: tuple[np.ndarray, np.ndarray, NearestSampleGrid | None],
     pose: tuple[np.ndarray, np.ndarray, np.ndarray],
     stages: PipelineStages,
+    config: IcpConfig,
 ) -> np.ndarray:
     """`_geometric` (H,) of poses (R (H, 3, 3), t (H, 3), s (H, 3)) of one detection with overlap box `box`;
     surface as `cad_surface` gives it."""
     R, t, s = pose
     models = [SurfaceSamples(surface[0], surface[1], scale, surface[2]) for scale in s]
-    return _geometric(observation, box, points, models, R, t, stages)
+    return _geometric(observation, box, points, models, R, t, stages, config)
 
 
 def best_of(
