@@ -21,9 +21,9 @@ score. The full pipeline (`PIPELINES["full"]`, the default) adds, per detection:
   fit or a geometric score to be trusted;
 - noise_tau (with verify): the score's tolerance tau and the fits' final trim follow each detection's depth
   noise, read on its own pixels (`depth_noise`): twice the noise, never below 7 cm. A tau below the noise
-  scores every pose near 0 whatever its error, and a noisy image's choice then falls to the learned score
-  alone; with it the realistic benchmark sets gain 7 to 8 points and the predicted ones 8 (BENCHMARKS.md,
-  "Test-time stages: the verification's tau");
+  squeezes every pose's score, and the margins between poses with it, towards 0, which leaves a noisy
+  image's choice more to the learned score (BENCHMARKS.md, "Test-time stages: the verification's tau",
+  against a fixed 5 cm);
 - start (an ablation row, off in "full"): initial centres and scales read from the observed depth
   (`observed_start`). The start is nearer, yet the shipped network, trained from starts like the paper's,
   gains little from it on clean depth and loses with predicted-like depth (BENCHMARKS.md, "+start");
@@ -103,7 +103,7 @@ class PipelineStages:
         (`verification.fit_scores`, back_faces).
     noise_tau: when above 0, each detection's score tau and ICP trimming (`icp.inlier_distance`) is raised to
         noise_tau times the white depth noise read on its pixels (`depth_noise`), never below the config's:
-        a tau below the noise makes every pose's score near 0, whatever its error (`detection_configs`).
+        a tau below the noise squeezes the scores of good and bad poses alike towards 0 (`detection_configs`).
         Both measured on the four main sets, two pixel-sampling seeds each (BENCHMARKS.md, "Test-time
         stages: the verification's box and back faces").
     """
