@@ -32,7 +32,7 @@ from multisparc.datasets.rgbd import read_box_detections
 from multisparc.evaluation.object_errors import image_errors
 from multisparc.geometry import quat_to_matrix
 from multisparc.inference import Aligner, load_checkpoint, shipped_checkpoint
-from multisparc.inference.cad_choice import choose_cads
+from multisparc.inference.cad_choice import CHOICE_TAU, choose_cads
 from multisparc.inference.cad_prior import observed_extents, proportion_distance, rank_cads, rank_cads_by_fit
 from multisparc.inference.stages import observed_points
 from multisparc.render import PlacedObject, RayCaster, Room, instance_boxes, render_full
@@ -162,8 +162,10 @@ def test_fit_prior_tells_a_shape_from_a_block_of_its_bounding_box(tmp_path: Path
     observation = Observation(frame.rgb, Camera(K, 640, 480, up=up), frame.depth, frame.normals)
     aligner = Aligner(*load_checkpoint(shipped_checkpoint()), cads)
     points = observed_points(observation, [detection], aligner.stages.icp, 0)[0]
+    # The choice ranks with its own tau floor (`cad_choice.CHOICE_TAU`).
+    stages = replace(aligner.stages, icp=replace(aligner.stages.icp, inlier_distance=CHOICE_TAU))
     ranked = rank_cads_by_fit(
-        observation, detection, points, cads, ["panel", "block", "ell"], aligner.stages, aligner.initialisation
+        observation, detection, points, cads, ["panel", "block", "ell"], stages, aligner.initialisation
     )
     distances = dict(ranked)
     assert ranked[0][0] == "ell" and distances["ell"] < 0.3, ranked
@@ -172,7 +174,7 @@ def test_fit_prior_tells_a_shape_from_a_block_of_its_bounding_box(tmp_path: Path
     proportions = dict(rank_cads(points, up, cads, ["panel", "block", "ell"]))
     assert proportions["block"] == pytest.approx(proportions["ell"])
     empty = rank_cads_by_fit(
-        observation, detection, np.zeros((2, 3)), cads, ["block", "ell"], aligner.stages, aligner.initialisation
+        observation, detection, np.zeros((2, 3)), cads, ["block", "ell"], stages, aligner.initialisation
     )
     assert empty == [("block", None), ("ell", None)]
     # Through the choice: with K = 1 the fit prior's first is the only candidate, with its distance.
