@@ -206,7 +206,7 @@ def detection_configs(
 ) -> list[IcpConfig]:
     """Each detection's ICP and score settings: `stages.icp`, with `noise_tau` its inlier distance (the score's
     tau, the ICP's final trim) raised to noise_tau times the white depth noise on the detection's mask (its
-    box when it has none; `depth_noise.white_noise`), at most half the ICP's max_distance."""
+    box when it has none; `depth_noise.white_noise`), that product taken at most as half the ICP's max_distance."""
     if not stages.noise_tau:
         return [stages.icp] * len(detections)
     depth = np.asarray(observation.depth)
@@ -214,7 +214,7 @@ def detection_configs(
     for det in detections:
         pixels = det.mask if det.mask is not None else _box_pixels(det.bbox, observation.depth.shape)
         noise = white_noise(depth, np.asarray(pixels, dtype=bool))
-        tau = min(max(stages.icp.inlier_distance, stages.noise_tau * noise), 0.5 * stages.icp.max_distance)
+        tau = max(stages.icp.inlier_distance, min(stages.noise_tau * noise, 0.5 * stages.icp.max_distance))
         configs.append(replace(stages.icp, inlier_distance=tau) if tau != stages.icp.inlier_distance else stages.icp)
     return configs
 
