@@ -188,7 +188,6 @@ class Aligner:
         if stages.start or stages.verify or stages.fit:  # the depth mask needs no observed points
             with timer.stage("observed points"):
                 observed = observed_points(observation, kept, stages.icp, self.seed)
-                configs = detection_configs(observation, kept, stages)
         if stages.start:
             with timer.stage("initialisation"):
                 init = observed_start(init, observed, kept, self.cads, observation)
@@ -209,6 +208,7 @@ class Aligner:
         if kept and (stages.verify or stages.fit):
             with timer.stage("depth fit" if stages.fit else "verification"):
                 depth_masked = [was_unmasked and stages.depth_mask for was_unmasked in unmasked]
+                configs = detection_configs(observation, kept, stages)
                 fits = score_and_fit(
                     observation, kept, observed, self.cads, trajectory.index(-1), logits_np[-1], init.gravity.up,
                     stages, depth_masked, configs,

@@ -212,7 +212,7 @@ def detection_configs(
     depth = np.asarray(observation.depth)
     configs = []
     for det in detections:
-        pixels = det.mask if det.mask is not None else _box_pixels(det.bbox, observation.depth.shape)
+        pixels = det.mask if det.mask is not None else _box_pixels(det.bbox, depth.shape)
         noise = white_noise(depth, np.asarray(pixels, dtype=bool))
         tau = max(stages.icp.inlier_distance, min(stages.noise_tau * noise, 0.5 * stages.icp.max_distance))
         configs.append(replace(stages.icp, inlier_distance=tau) if tau != stages.icp.inlier_distance else stages.icp)
