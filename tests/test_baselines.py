@@ -250,10 +250,11 @@ class PreferThird(MultiSparcNet):
 
 def test_methods_are_the_table_rows() -> None:
     assert list(METHODS) == [
-        "multisparc", "multisparc-fast", "multisparc-paper", "+start", "+mask", "+verify", "+fit", "single",
-        "2d-score", "initial", "icp", "icp-back-faces",
+        "multisparc", "multisparc-fast", "multisparc-paper", "multisparc-no-room", "+start", "+mask", "+verify", "+fit",
+        "single", "2d-score", "initial", "icp", "icp-back-faces",
     ]
     assert method_spec("multisparc").aligner_options["pipeline"] == "full"
+    assert method_spec("multisparc-no-room").aligner_options["pipeline"] == "full-no-room"
     assert method_spec("multisparc-fast").aligner_options["pipeline"] == "fast"
     assert {METHODS[name].aligner_options["pipeline"] for name in ("multisparc-paper", "single", "2d-score")} == {
         "paper"
@@ -296,7 +297,8 @@ def test_network_methods_select_and_refine_as_named(scene, cads) -> None:
     assert np.abs(with_other.logits[:, :, 0] - alone.logits[:, :, 0]).max() > 1e-6  # joint: the objects interact
     # multisparc: the same refinement, then the verification and the depth fit as one more step.
     full = make_method("multisparc", cads, (model, inputs)).align(scene.observation, detections)
-    assert full.stages == ["depth_mask", "verify", "fit", "depth_only"] and full.trajectory.shape == (5, 4, 2)
+    assert full.stages == ["room_depth", "depth_mask", "verify", "fit", "depth_only"]
+    assert full.trajectory.shape == (5, 4, 2)
     np.testing.assert_allclose(full.logits[:4], with_other.logits, atol=1e-6)
     fast = make_method("multisparc-fast", cads, (model, inputs)).align(scene.observation, detections)
     assert fast.stages == [*full.stages, "grid_lookup"]

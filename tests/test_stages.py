@@ -248,6 +248,9 @@ def test_pipelines_are_named_switches() -> None:
     assert pipeline_stages("+start").start and not pipeline_stages("+start").verify
     # "fast" is "full" but for how its fits find the nearest CAD samples.
     assert replace(pipeline_stages("fast"), icp=full.icp) == full and pipeline_stages("fast").icp.lookup == "grid"
+    # The room's depth correction: on in "full", its ablation row without it, off in the paper's pipeline.
+    assert full.room_depth is not None and PIPELINES["paper"].room_depth is None
+    assert pipeline_stages("full-no-room") == replace(full, room_depth=None)
     with pytest.raises(ValueError, match="unknown pipeline 'quick'"):
         pipeline_stages("quick")
     with pytest.raises(ValueError, match="lookup"):
@@ -391,6 +394,17 @@ def test_depth_mask_drops_a_thin_strip_of_wall_above_a_bed() -> None:
     bed = Detection(1, "bed", np.array([40.0, 30.0, 120.0, 110.0]), "b")
     mask = depth_mask(_upright_scene(depth), bed, np.array([0.0, -1.0, 0.0]))
     assert mask[34:110, 40:120].all() and mask.sum() == 76 * 80
+
+
+def test_the_room_depth_runs_only_with_gravity_from_the_camera_or_the_normals(scene, cads) -> None:
+    torch.manual_seed(0)
+    model = MultiSparcNet(ModelConfig(n_latent=4, c_latent=16, n_blocks=1, n_self_attn=1, n_heads=2, dim_head=8))
+    aligner = Aligner(model, InputConfig(n_bbox=32, n_cad=16), cads, pipeline="full")
+    assert aligner.align(scene.observation, scene.detections).stages[0] == "room_depth"  # up from the floor's normals
+    wall_only = np.zeros_like(scene.observation.normals)
+    wall_only[..., 2] = -1.0
+    guessed = replace(scene.observation, normals=wall_only, camera=replace(scene.observation.camera, up=None))
+    assert "room_depth" not in aligner.align(guessed, scene.detections).stages
 
 
 @pytest.mark.slow

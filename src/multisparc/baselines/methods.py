@@ -98,6 +98,10 @@ _SPECS = (
         True,
         aligner_options={"mode": "joint", "pipeline": "paper"},
     ),
+    MethodSpec(
+        "multisparc-no-room", "multisparc without the depth's error read from the room", True,
+        aligner_options={"mode": "joint", "pipeline": "full-no-room"},
+    ),
     MethodSpec("+start", "multisparc-paper with the observed start", True, aligner_options={"pipeline": "+start"}),
     MethodSpec(
         "+mask", "multisparc-paper with masks from the depth for boxes without one", True,

@@ -50,6 +50,7 @@ from multisparc.inference.depth_mask import with_depth_masks
 from multisparc.inference.initialisation import Initialisation, InitialisationConfig, gravity_up, initial_poses
 from multisparc.inference.observed_start import observed_start
 from multisparc.inference.result import AlignmentResult, SkippedDetection
+from multisparc.inference.room_depth import room_corrected
 from multisparc.inference.stages import (
     HypothesisFits,
     PipelineStages,
@@ -171,6 +172,14 @@ class Aligner:
                 )
         kept, skipped = clip_detections(observation, detections)
         stages = self.stages
+        # A guessed up (the default pitch's) would tilt the floor and read that as the depth's error.
+        room_read = stages.room_depth is not None and bool(kept)
+        if room_read:
+            gravity = gravity_up(observation, self.initialisation)
+            room_read = gravity.source != "default"
+        if room_read:
+            with timer.stage("room depth"):
+                observation = room_corrected(observation, kept, gravity.up, stages.room_depth)
         unmasked = [det.mask is None for det in kept]
         if stages.depth_mask and any(unmasked):
             with timer.stage("depth mask"):
@@ -229,7 +238,8 @@ class Aligner:
             chosen = np.zeros(len(kept), dtype=np.int64)
         final_scores = 1.0 / (1.0 + np.exp(-logits_np[-1, chosen, np.arange(len(kept))]))
         syms = [self.cads[det.cad].sym for det in kept]
-        ran = [name for name in ("start", "depth_mask", "verify", "fit", "depth_only") if getattr(stages, name)]
+        ran = ["room_depth"] if room_read else []
+        ran += [name for name in ("start", "depth_mask", "verify", "fit", "depth_only") if getattr(stages, name)]
         if (stages.verify or stages.fit) and stages.icp.lookup == "grid":
             ran.append("grid_lookup")  # the fits' nearest CAD samples from a table (the "fast" pipeline)
         return AlignmentResult.from_hypotheses(

@@ -3,6 +3,10 @@
 The paper's pipeline (`PIPELINES["paper"]`): initial poses, network refinements, choice by the learned
 score. The full pipeline (`PIPELINES["full"]`, the default) adds, per detection:
 
+- room_depth (first): the depth's smooth error read from the room around the objects (`room_depth`: the floor
+  and the walls are planes whose orientation gravity fixes; where the depth bends them it is off) and
+  divided out of the depth every later stage and the network read. Needs gravity from the camera or the
+  normals (not the default pitch's guess);
 - depth_mask (before the network): a box without a mask gets one read from the depth (`depth_mask`), for
   the network's mask channel and the observed points below;
 - verify (after the network): every refined hypothesis is also scored by its geometric agreement with the
@@ -58,6 +62,7 @@ from multisparc.inference.depth_fit import (
 )
 from multisparc.inference.depth_noise import white_noise
 from multisparc.inference.initialisation import box_pixel_ranges
+from multisparc.inference.room_depth import RoomDepthConfig
 from multisparc.inference.verification import geometric_scores
 from multisparc.render import instance_boxes
 
@@ -71,6 +76,10 @@ from multisparc.render import instance_boxes
 STAGE_ICP = IcpConfig(
     tolerance=1e-3, rounds=1, iterations=14, max_points=350, model_points=2000, inlier_distance=0.07
 )
+
+
+# The room's depth correction's settings (`room_depth`), chosen on the realistic sets (BENCHMARKS.md).
+STAGE_ROOM_DEPTH = RoomDepthConfig()
 
 
 @dataclass(frozen=True)
@@ -101,6 +110,7 @@ class PipelineStages:
         came with one) rather than with its box (`overlap_box`).
     score_back_faces: the geometric score pairs observed points with back-facing CAD samples too
         (`verification.fit_scores`, back_faces).
+    room_depth: the settings of the room's depth correction (`room_depth.RoomDepthConfig`), None for none.
     noise_tau: when above 0, each detection's score tau and ICP trimming (`icp.inlier_distance`) is raised to
         noise_tau times the white depth noise read on its pixels (`depth_noise`), never below the config's:
         a tau below the noise squeezes the scores of good and bad poses alike towards 0 (`detection_configs`).
@@ -126,6 +136,7 @@ class PipelineStages:
     mask_box: bool = True
     score_back_faces: bool = True
     noise_tau: float = 2.0
+    room_depth: RoomDepthConfig | None = STAGE_ROOM_DEPTH
 
     def __post_init__(self) -> None:
         if self.depth_only and not self.fit:
@@ -153,16 +164,18 @@ class PipelineStages:
 
 
 PIPELINES: dict[str, PipelineStages] = {
-    "paper": PipelineStages(start=False, depth_mask=False, verify=False, fit=False, depth_only=False),
-    "+start": PipelineStages(start=True, depth_mask=False, verify=False, fit=False, depth_only=False),
-    "+mask": PipelineStages(depth_mask=True, verify=False, fit=False, depth_only=False),
-    "+verify": PipelineStages(depth_mask=False, verify=True, fit=False, depth_only=False),
+    "paper": PipelineStages(start=False, depth_mask=False, verify=False, fit=False, depth_only=False, room_depth=None),
+    "+start": PipelineStages(start=True, depth_mask=False, verify=False, fit=False, depth_only=False, room_depth=None),
+    "+mask": PipelineStages(depth_mask=True, verify=False, fit=False, depth_only=False, room_depth=None),
+    "+verify": PipelineStages(depth_mask=False, verify=True, fit=False, depth_only=False, room_depth=None),
     # A fit is kept by the verification: +fit needs it.
-    "+fit": PipelineStages(depth_mask=False, verify=True, fit=True, depth_only=False),
+    "+fit": PipelineStages(depth_mask=False, verify=True, fit=True, depth_only=False, room_depth=None),
     "full": PipelineStages(),  # the observed start is off (module docstring)
     # The full pipeline with the nearest CAD samples of its fits looked up in a table (`cad.nearest`): about
     # a quarter faster, and approximate (BENCHMARKS.md, "Test-time stages: full against fast").
     "fast": PipelineStages(icp=replace(STAGE_ICP, lookup="grid")),
+    # The full pipeline without the depth's error read from the room (`room_depth`): its ablation row.
+    "full-no-room": PipelineStages(room_depth=None),
 }
 
 
