@@ -57,7 +57,7 @@ class RoomDepthConfig:
     the correction fades. max_error: the largest relative correction."""
 
     sigma_px: float = 20.0
-    prior: float = 0.02
+    prior: float = 0.001
     max_error: float = 0.1
 
     def __post_init__(self) -> None:
