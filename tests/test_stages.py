@@ -396,15 +396,17 @@ def test_depth_mask_drops_a_thin_strip_of_wall_above_a_bed() -> None:
     assert mask[34:110, 40:120].all() and mask.sum() == 76 * 80
 
 
-def test_the_room_depth_runs_only_with_gravity_from_the_camera_or_the_normals(scene, cads) -> None:
+def test_the_room_depth_runs_only_with_the_cameras_own_gravity(scene, cads) -> None:
     torch.manual_seed(0)
     model = MultiSparcNet(ModelConfig(n_latent=4, c_latent=16, n_blocks=1, n_self_attn=1, n_heads=2, dim_head=8))
     aligner = Aligner(model, InputConfig(n_bbox=32, n_cad=16), cads, pipeline="full")
-    assert aligner.align(scene.observation, scene.detections).stages[0] == "room_depth"  # up from the floor's normals
-    wall_only = np.zeros_like(scene.observation.normals)
-    wall_only[..., 2] = -1.0
-    guessed = replace(scene.observation, normals=wall_only, camera=replace(scene.observation.camera, up=None))
-    assert "room_depth" not in aligner.align(guessed, scene.detections).stages
+    assert scene.observation.camera.up is not None
+    assert aligner.align(scene.observation, scene.detections).stages[0] == "room_depth"
+    # Up estimated from the floor's normals: the room is not read.
+    estimated = replace(scene.observation, camera=replace(scene.observation.camera, up=None))
+    result = aligner.align(estimated, scene.detections)
+    assert result.gravity.source == "normals"
+    assert "room_depth" not in result.stages
 
 
 @pytest.mark.slow

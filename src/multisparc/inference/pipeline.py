@@ -172,11 +172,12 @@ class Aligner:
                 )
         kept, skipped = clip_detections(observation, detections)
         stages = self.stages
-        # A guessed up (the default pitch's) would tilt the floor and read that as the depth's error.
+        # Only the camera's own up: one estimated from the normals is off by a degree or two, which tilts the
+        # floor by several per cent of its depth at a few metres, and that would be read as the depth's error.
         room_read = stages.room_depth is not None and bool(kept)
         if room_read:
             gravity = gravity_up(observation, self.initialisation)
-            room_read = gravity.source != "default"
+            room_read = gravity.source == "camera"
         if room_read:
             with timer.stage("room depth"):
                 observation = room_corrected(observation, kept, gravity.up, stages.room_depth)

@@ -5,8 +5,8 @@ score. The full pipeline (`PIPELINES["full"]`, the default) adds, per detection:
 
 - room_depth (first): the depth's smooth error read from the room around the objects (`room_depth`: the floor
   and the walls are planes whose orientation gravity fixes; where the depth bends them it is off) and
-  divided out of the depth every later stage and the network read. Needs gravity from the camera or the
-  normals (not the default pitch's guess);
+  divided out of the depth every later stage and the network read. Needs the camera's own gravity up
+  (camera.json "up"): one estimated from the normals tilts the floor enough to be read as error;
 - depth_mask (before the network): a box without a mask gets one read from the depth (`depth_mask`), for
   the network's mask channel and the observed points below;
 - verify (after the network): every refined hypothesis is also scored by its geometric agreement with the
