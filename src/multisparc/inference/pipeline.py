@@ -172,20 +172,19 @@ class Aligner:
                 )
         kept, skipped = clip_detections(observation, detections)
         stages = self.stages
+        unmasked = [det.mask is None for det in kept]
+        room_wanted = stages.room_depth is not None and bool(kept)
+        mask_wanted = stages.depth_mask and any(unmasked)
+        gravity = gravity_up(observation, self.initialisation) if room_wanted or mask_wanted else None
         # Only the camera's own up: one estimated from the normals is off by a degree or two, which tilts the
         # floor by several per cent of its depth at a few metres, and that would be read as the depth's error.
-        room_read = stages.room_depth is not None and bool(kept)
-        if room_read:
-            gravity = gravity_up(observation, self.initialisation)
-            room_read = gravity.source == "camera"
+        room_read = room_wanted and gravity.source == "camera"
         if room_read:
             with timer.stage("room depth"):
                 observation = room_corrected(observation, kept, gravity.up, stages.room_depth)
-        unmasked = [det.mask is None for det in kept]
-        if stages.depth_mask and any(unmasked):
+        if mask_wanted:
             with timer.stage("depth mask"):
-                up = gravity_up(observation, self.initialisation).up
-                kept = with_depth_masks(observation, kept, up)
+                kept = with_depth_masks(observation, kept, gravity.up)
         with timer.stage("initialisation"):
             init = initial_poses(observation, kept, self.cads, self.initialisation)
             points, normals = self._cad_samples(kept)

@@ -33,7 +33,7 @@ import numpy as np
 from scipy import ndimage
 
 from multisparc.datasets.bundle import Detection, Observation
-from multisparc.inference.initialisation import box_pixel_ranges
+from multisparc.inference.initialisation import box_pixel_ranges, pixel_points
 
 _OBJECT_MARGIN = 3
 _CONE_DEG = 25.0
@@ -115,7 +115,7 @@ def room_ratios(
     normals = np.nan_to_num(np.asarray(observation.normals, dtype=np.float64)[rows, cols])
     up = np.asarray(up, dtype=np.float64) / np.linalg.norm(up)
     K = np.asarray(observation.camera.K, dtype=np.float64)
-    rays = np.stack([(cols - K[0, 2]) / K[0, 0], (rows - K[1, 2]) / K[1, 1], np.ones(rows.shape)], axis=-1)
+    rays = pixel_points(np.ones(rows.size), rows.ravel(), cols.ravel(), K).reshape(*rows.shape, 3)  # z = 1
     points = rays * depth[..., None]
     upness = normals @ up
     ratio = np.full(depth.shape, np.nan)
