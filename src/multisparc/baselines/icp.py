@@ -179,11 +179,10 @@ class IcpAligner:
             violation = free_space_violation(model.points @ R.T + t, observation.depth, observation.camera.K, tau)
             return fit_score(points, model, R, t, tau, config.back_faces) * (1.0 - violation)
 
-        start, fitted = depth_only_fits(
-            points, cad_points, cad_normals, extent, cad_centre, det.category, R0, up, config
-        )
+        fits = depth_only_fits(points, cad_points, cad_normals, extent, cad_centre, det.category, R0, up, config)
+        start, fitted = fits.start, fits.fitted
         for h in range(len(R0)):
             scores[0, h] = score(SurfaceSamples(cad_points, cad_normals, s0[h]), R0[h], t0[h])
             scores[1, h] = score(SurfaceSamples(cad_points, cad_normals, start[2][h]), start[0][h], start[1][h])
-            scores[2, h] = score(SurfaceSamples(cad_points, cad_normals, fitted[2][h]), fitted[0][h], fitted[1][h])
+            scores[2, h] = score(fits.models[h], fitted[0][h], fitted[1][h])
         return (start, fitted), scores

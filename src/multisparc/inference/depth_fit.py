@@ -315,6 +315,20 @@ def icp(
     return R, t
 
 
+@dataclass(frozen=True)
+class DepthOnlyFits:
+    """The depth-only fits of one detection's H hypotheses (`depth_only_fits`).
+
+    start, fitted: (R (H, 3, 3), t (H, 3), s (H, 3)) camera frame at the ICP start and after it (the start
+    where a hypothesis was not fitted); models: (H,) each fitted hypothesis's `SurfaceSamples` at its
+    fitted scale (None where not fitted), so that scoring the fits builds no second kd tree.
+    """
+
+    start: tuple[np.ndarray, np.ndarray, np.ndarray]
+    fitted: tuple[np.ndarray, np.ndarray, np.ndarray]
+    models: list[SurfaceSamples | None]
+
+
 def depth_only_fits(
     points: np.ndarray,
     cad_points: np.ndarray,
@@ -327,7 +341,7 @@ def depth_only_fits(
     config: IcpConfig,
     only: Sequence[int] | None = None,
     lookup: NearestSampleGrid | None = None,
-) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+) -> DepthOnlyFits:
     """The depth-only fit of one detection from initial rotations R0 (H, 3, 3) (the n azimuths about `up`),
     with nothing learned: turned together onto the points' principal horizontal direction, scale and centre
     from the points' extents (`scale_and_centre`), then per hypothesis `config.rounds` of (new scale in the
@@ -344,14 +358,17 @@ def depth_only_fits(
     t = centre - np.einsum("hij,hj->hi", R, scale * cad_centre)
     start = (R.copy(), t.copy(), scale.copy())
     fit = np.arange(len(R0)) if only is None else np.asarray(only, dtype=np.int64)
+    models: list[SurfaceSamples | None] = [None] * len(R0)
     if not len(fit):
-        return start, (R, t, scale)
+        return DepthOnlyFits(start, (R, t, scale), models)
     for round_index in range(config.rounds):
         if round_index > 0:
             # A new scale in the refined axes; the object centres stay where ICP put them.
             centre = t[fit] + np.einsum("hij,hj->hi", R[fit], scale[fit] * cad_centre)
             scale[fit] = scale_and_centre(points, R[fit], cad_extent, category, config.percentiles)[0]
             t[fit] = centre - np.einsum("hij,hj->hi", R[fit], scale[fit] * cad_centre)
-        models = [SurfaceSamples(cad_points, cad_normals, scale[h], lookup) for h in fit]
-        R[fit], t[fit] = icp(points, models, R[fit], t[fit], scale[fit] * cad_centre, up, config)
-    return start, (R, t, scale)
+        fitted = [SurfaceSamples(cad_points, cad_normals, scale[h], lookup) for h in fit]
+        R[fit], t[fit] = icp(points, fitted, R[fit], t[fit], scale[fit] * cad_centre, up, config)
+    for h, model in zip(fit, fitted, strict=True):
+        models[h] = model
+    return DepthOnlyFits(start, (R, t, scale), models)

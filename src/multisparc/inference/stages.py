@@ -362,14 +362,14 @@ def depth_only_candidates(
         shape = (points[k], *surface[:2], cads.extent(det.cad), cads.centre(det.cad), det.category)
         best = np.arange(n_hyp)
         if stages.depth_only_top < n_hyp:
-            start, _ = depth_only_fits(*shape, rotations[:, k], up, config, only=(), lookup=surface[2])
+            start = depth_only_fits(*shape, rotations[:, k], up, config, only=(), lookup=surface[2]).start
             scores = _pose_scores(observation, boxes[k], points[k], surface, start, stages, config)
             best = np.argsort(-scores, kind="stable")[: stages.depth_only_top]
-        _, fitted = depth_only_fits(*shape, rotations[:, k], up, config, only=best.tolist(), lookup=surface[2])
-        R[:, k], t[:, k], s[:, k] = fitted
-        fitted_best = tuple(v[best] for v in fitted)
-        geometric[best, k] = _pose_scores(
-            observation, boxes[k], points[k], surface, fitted_best, stages, config
+        fits = depth_only_fits(*shape, rotations[:, k], up, config, only=best.tolist(), lookup=surface[2])
+        R[:, k], t[:, k], s[:, k] = fits.fitted
+        models = [fits.models[h] for h in best]  # the fits' own kd trees
+        geometric[best, k] = _geometric(
+            observation, boxes[k], points[k], models, R[best, k], t[best, k], stages, config
         )
         made[best, k] = True
     return Pose.from_numpy(R, t, s), geometric, made
