@@ -250,12 +250,12 @@ class PreferThird(MultiSparcNet):
 
 def test_methods_are_the_table_rows() -> None:
     assert list(METHODS) == [
-        "multisparc", "multisparc-fast", "multisparc-paper", "multisparc-no-room", "+start", "+mask", "+verify", "+fit",
-        "single", "2d-score", "initial", "icp", "icp-back-faces",
+        "multisparc", "multisparc-exact", "multisparc-paper", "multisparc-no-room", "+start", "+mask", "+verify",
+        "+fit", "single", "2d-score", "initial", "icp", "icp-back-faces",
     ]
     assert method_spec("multisparc").aligner_options["pipeline"] == "full"
     assert method_spec("multisparc-no-room").aligner_options["pipeline"] == "full-no-room"
-    assert method_spec("multisparc-fast").aligner_options["pipeline"] == "fast"
+    assert method_spec("multisparc-exact").aligner_options["pipeline"] == "exact"
     assert {METHODS[name].aligner_options["pipeline"] for name in ("multisparc-paper", "single", "2d-score")} == {
         "paper"
     }
@@ -297,9 +297,9 @@ def test_network_methods_select_and_refine_as_named(scene, cads) -> None:
     assert np.abs(with_other.logits[:, :, 0] - alone.logits[:, :, 0]).max() > 1e-6  # joint: the objects interact
     # multisparc: the same refinement, then the verification and the depth fit as one more step.
     full = make_method("multisparc", cads, (model, inputs)).align(scene.observation, detections)
-    assert full.stages == ["room_depth", "depth_mask", "verify", "fit", "depth_only"]
+    assert full.stages == ["room_depth", "depth_mask", "verify", "fit", "depth_only", "grid_lookup"]
     assert full.trajectory.shape == (5, 4, 2)
     np.testing.assert_allclose(full.logits[:4], with_other.logits, atol=1e-6)
-    fast = make_method("multisparc-fast", cads, (model, inputs)).align(scene.observation, detections)
-    assert fast.stages == [*full.stages, "grid_lookup"]
-    np.testing.assert_allclose(fast.logits[:4], full.logits[:4], atol=1e-9)  # the fits differ, not the network
+    exact = make_method("multisparc-exact", cads, (model, inputs)).align(scene.observation, detections)
+    assert [*exact.stages, "grid_lookup"] == full.stages
+    np.testing.assert_allclose(exact.logits[:4], full.logits[:4], atol=1e-9)  # the fits differ, not the network

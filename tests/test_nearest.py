@@ -35,6 +35,22 @@ def test_grid_finds_the_exact_nearest_sample_of_points_near_a_chair(cads: CadInd
     assert grid.query(far).min() >= 0 and grid.query(far).max() < len(samples)
 
 
+def test_grid_takes_the_nearest_in_the_stretched_frame_of_a_scaled_model(cads: CadIndex) -> None:
+    samples = np.asarray(cads.points("chair0", 2000)[0], dtype=np.float64)
+    grid = NearestSampleGrid(samples)
+    scale = np.array([1.3, 0.8, 1.1])  # the fits' models are stretched per axis
+    rng = np.random.default_rng(1)
+    near = samples[rng.integers(0, len(samples), 3000)] * scale + rng.normal(scale=0.03, size=(3000, 3))
+    exact = cKDTree(samples * scale).query(near)[1]
+    unstretched = near / scale
+    # Nearness taken in the unstretched frame misses the exact sample far more often than in the stretched one.
+    assert np.mean(grid.query(unstretched, scale) == exact) > 0.97
+    assert np.mean(grid.query(unstretched) == exact) < np.mean(grid.query(unstretched, scale) == exact) - 0.05
+    # One scale per point (the fits' models of several scales looked up at once) gives the same answers.
+    per_point = np.broadcast_to(scale, near.shape)
+    np.testing.assert_array_equal(grid.query(unstretched, per_point), grid.query(unstretched, scale))
+
+
 def test_grid_refuses_samples_of_the_wrong_shape() -> None:
     with pytest.raises(ValueError, match="non-empty"):
         NearestSampleGrid(np.zeros((0, 3)))

@@ -246,8 +246,9 @@ def test_pipelines_are_named_switches() -> None:
     full = pipeline_stages("full")
     assert full.verify and full.fit and not full.start
     assert pipeline_stages("+start").start and not pipeline_stages("+start").verify
-    # "fast" is "full" but for how its fits find the nearest CAD samples.
-    assert replace(pipeline_stages("fast"), icp=full.icp) == full and pipeline_stages("fast").icp.lookup == "grid"
+    # "exact" is "full" but for how its fits find the nearest CAD samples: kd trees, not the table.
+    assert full.icp.lookup == "grid" and pipeline_stages("exact").icp.lookup == "kdtree"
+    assert replace(pipeline_stages("exact"), icp=full.icp) == full
     # The room's depth correction: on in "full", its ablation row without it, off in the paper's pipeline.
     assert full.room_depth is not None and PIPELINES["paper"].room_depth is None
     assert pipeline_stages("full-no-room") == replace(full, room_depth=None)

@@ -87,10 +87,10 @@ _SPECS = (
         aligner_options={"mode": "joint", "pipeline": "full"},
     ),
     MethodSpec(
-        "multisparc-fast",
-        "multisparc with approximate nearest CAD samples in its depth fits (faster)",
+        "multisparc-exact",
+        "multisparc with the nearest CAD samples of its fits and scores from exact kd trees (slower)",
         True,
-        aligner_options={"mode": "joint", "pipeline": "fast"},
+        aligner_options={"mode": "joint", "pipeline": "exact"},
     ),
     MethodSpec(
         "multisparc-paper",

@@ -61,10 +61,17 @@ class NearestSampleGrid:
         ijk = np.clip(ijk, 0, self.shape - 1)
         return np.ravel_multi_index(tuple(ijk.T), tuple(self.shape))
 
-    def query(self, points: np.ndarray) -> np.ndarray:
-        """Index (N,) int of the nearest sample of each point (N, 3), the model's frame, metres."""
+    def query(self, points: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:
+        """Index (N,) int of the nearest sample of each point (N, 3), the model's frame, metres.
+
+        scale: (3,) or (N, 3) per-axis scales of a stretched copy of the model in which nearness counts
+        (the points given in the unstretched frame): the candidates are found in this frame and the
+        nearest of them is taken in the stretched one, where the fits measure their distances."""
         points = np.asarray(points, dtype=np.float64)
         candidates = self.neighbours[self.table[self._cells(points)]]  # (N, k)
+        weight = np.ones((1, 3)) if scale is None else np.broadcast_to(np.square(scale), points.shape)
         # Per coordinate on (N, k) arrays: numpy reduces a last axis of 3 slowly.
-        distance = sum((axis[candidates] - points[:, i, None]) ** 2 for i, axis in enumerate(self.axes))
+        distance = sum(
+            weight[:, i, None] * (axis[candidates] - points[:, i, None]) ** 2 for i, axis in enumerate(self.axes)
+        )
         return candidates[np.arange(len(points)), np.argmin(distance, axis=1)]

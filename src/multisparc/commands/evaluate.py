@@ -7,8 +7,8 @@ multisparc evaluate --scenes DIR --cads cads.json [--checkpoint model.pt]
                     [--ap-points N | --no-ap-mesh]
 
 Methods (`multisparc.baselines.methods`): multisparc (the full pipeline: the network jointly, geometric
-verification, depth fits), multisparc-fast (the same with approximate nearest CAD samples in
-its fits), multisparc-paper (the paper's: start, network, learned score), +start,
+verification, depth fits), multisparc-exact (the same with the nearest CAD samples of its fits from
+exact kd trees), multisparc-paper (the paper's: start, network, learned score), +start,
 +verify, +fit (the paper's with one addition, the ablation rows), single (SPARC-style, one object at a
 time), 2d-score (refined, first hypothesis, ranked by the 2D detection score), initial (the initial
 hypotheses, no refinement), icp (depth-only ICP baseline; needs no checkpoint), icp-back-faces (icp pairing

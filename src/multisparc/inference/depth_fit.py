@@ -210,7 +210,7 @@ class SurfaceSamples:
         points with no sample within `bound` get index M (one past the last sample): the bound prunes
         the tree's search, and the callers drop pairs that far anyway."""
         if self.lookup is not None:
-            return self.lookup.query(local / self.scale)
+            return self.lookup.query(local / self.scale, self.scale)
         # The tree keeps only distances below its bound; the slack keeps a pair at exactly `bound`.
         return self.tree.query(local, distance_upper_bound=bound * (1.0 + 1e-9))[1]
 
@@ -237,7 +237,8 @@ def surface_pairs(
     lookup = models[0].lookup
     if lookup is not None and all(model.lookup is lookup for model in models):
         scale = np.stack([np.broadcast_to(model.scale, (3,)) for model in models])
-        index = lookup.query((local / scale[:, None]).reshape(-1, 3)).reshape(local.shape[:2])
+        per_point = np.repeat(scale, local.shape[1], axis=0)  # (H * N, 3)
+        index = lookup.query((local / scale[:, None]).reshape(-1, 3), per_point).reshape(local.shape[:2])
     else:
         index = np.stack([model.nearest_index(x, bound) for model, x in zip(models, local, strict=True)])
     beyond = index >= np.array([len(model.points) for model in models])[:, None]

@@ -241,7 +241,7 @@ class Aligner:
         ran = ["room_depth"] if room_read else []
         ran += [name for name in ("start", "depth_mask", "verify", "fit", "depth_only") if getattr(stages, name)]
         if (stages.verify or stages.fit) and stages.icp.lookup == "grid":
-            ran.append("grid_lookup")  # the fits' nearest CAD samples from a table (the "fast" pipeline)
+            ran.append("grid_lookup")  # the fits' nearest CAD samples from a table (all but the "exact" pipeline)
         return AlignmentResult.from_hypotheses(
             list(kept), init, trajectory, logits_np, chosen, final_scores, syms, skipped, timer.to_dict(),
             ran, geometric, final_source,

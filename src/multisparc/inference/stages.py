@@ -33,8 +33,10 @@ score. The full pipeline (`PIPELINES["full"]`, the default) adds, per detection:
   gains little from it on clean depth and loses with predicted-like depth (BENCHMARKS.md, "+start");
   a switch for a network trained with it.
 
-The pipeline "fast" is "full" with the fits' nearest CAD samples looked up in a per-model table instead of
-exact kd trees (`IcpConfig.lookup`).
+The stages find the nearest CAD sample of an observed point in a table per model (`cad.nearest`, exact
+for about 99 % of the points near the surface) rather than in a kd tree built for every scale: about a
+fifth less time per image, with the same accuracy over two pixel-sampling seeds (BENCHMARKS.md, "Test-time
+stages: full against exact"). The pipeline "exact" is "full" with kd trees (`IcpConfig.lookup`).
 
 The fusion weight, the gate, the scale blend and the ICP settings were chosen on the first 40 scenes of the
 four benchmark sets; BENCHMARKS.md ("Test-time stages") has the ablation on all 100 of each.
@@ -72,9 +74,11 @@ from multisparc.render import instance_boxes
 # there are made with these settings; against 20 iterations on 500 points they kept its accuracy within the
 # seed-to-seed spread (BENCHMARKS.md, "the full pipeline over two pixel-sampling seeds"). The score's tau and
 # the fits' final trim start at 7 cm rather than the baseline's 5 (`PipelineStages.noise_tau` raises them
-# further where the depth is noisy; BENCHMARKS.md, "Test-time stages: the verification's tau").
+# further where the depth is noisy; BENCHMARKS.md, "Test-time stages: the verification's tau"). Nearest CAD
+# samples from a table per model (module docstring).
 STAGE_ICP = IcpConfig(
-    tolerance=1e-3, rounds=1, iterations=14, max_points=350, model_points=2000, inlier_distance=0.07
+    tolerance=1e-3, rounds=1, iterations=14, max_points=350, model_points=2000, inlier_distance=0.07,
+    lookup="grid",
 )
 
 
@@ -171,9 +175,9 @@ PIPELINES: dict[str, PipelineStages] = {
     # A fit is kept by the verification: +fit needs it.
     "+fit": PipelineStages(depth_mask=False, verify=True, fit=True, depth_only=False, room_depth=None),
     "full": PipelineStages(),  # the observed start is off (module docstring)
-    # The full pipeline with the nearest CAD samples of its fits looked up in a table (`cad.nearest`): about
-    # a quarter faster, and approximate (BENCHMARKS.md, "Test-time stages: full against fast").
-    "fast": PipelineStages(icp=replace(STAGE_ICP, lookup="grid")),
+    # The full pipeline with the nearest CAD samples of its fits and scores from exact kd trees, one per
+    # model and scale (module docstring; BENCHMARKS.md, "Test-time stages: full against exact").
+    "exact": PipelineStages(icp=replace(STAGE_ICP, lookup="kdtree")),
     # The full pipeline without the depth's error read from the room (`room_depth`): its ablation row.
     "full-no-room": PipelineStages(room_depth=None),
 }
