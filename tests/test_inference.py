@@ -486,7 +486,7 @@ def test_cli_aligns_a_directory_of_bundles(scene, cads, checkpoint, tmp_path, mo
             assert image.format == "PNG"
         diagnostics = json.loads((tmp_path / "out" / name / "alignment.json").read_text())
         assert diagnostics["up_source"] == "normals"
-        assert diagnostics["stages"] == ["depth_mask", "verify", "fit", "depth_only"]
+        assert diagnostics["stages"] == ["depth_mask", "verify", "fit", "depth_only", "grid_lookup"]
 
     missing = parser.parse_args([str(tmp_path / "nowhere"), *argv[1:], "--out", str(tmp_path / "out2")])
     with pytest.raises(BundleError, match="nowhere: no such directory"):
