@@ -17,7 +17,7 @@ import trimesh
 from chair_scene import UP
 from multisparc import cli
 from multisparc.benchmarks.speed import BenchScene
-from multisparc.benchmarks.stage_times import time_pipeline
+from multisparc.benchmarks.stage_times import time_pipelines
 from multisparc.cad import CadIndex, SampleCache
 from multisparc.datasets.bundle import Camera, Detection, Observation, SceneBundle
 from multisparc.geometry import Pose, quat_to_matrix
@@ -416,10 +416,10 @@ def test_stage_times_split_a_pipeline_by_stage(scene, cads) -> None:
     model = MultiSparcNet(ModelConfig(n_latent=4, c_latent=16, n_blocks=1, n_self_attn=1, n_heads=2, dim_head=8))
     inputs = InputConfig(n_bbox=32, n_cad=16)
     image = BenchScene(scene.observation, scene.detections, 0)
-    paper_total, paper = time_pipeline(Aligner(model, inputs, cads, pipeline="paper"), image, repeats=2)
-    full_total, full = time_pipeline(Aligner(model, inputs, cads, pipeline="full"), image, repeats=2)
+    aligners = [Aligner(model, inputs, cads, pipeline=name) for name in ("paper", "full")]
+    (paper_total, paper), (full_total, full) = time_pipelines(aligners, image, repeats=2)
     assert set(paper) == {"initialisation", "tokens", "network", "pose update"}
     assert {"observed points", "depth fit"} <= set(full) and full["depth fit"] > 0
     assert 0 < sum(paper.values()) <= paper_total and 0 < sum(full.values()) <= full_total
     with pytest.raises(ValueError, match="repeats"):
-        time_pipeline(Aligner(model, inputs, cads), image, repeats=0)
+        time_pipelines([Aligner(model, inputs, cads)], image, repeats=0)

@@ -71,7 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pipeline", choices=tuple(PIPELINES), default="full",
         help="full: the depth's error read from the room, the network, geometric verification and depth fit; "
-        "fast: full with approximate nearest CAD samples in its fits (about a quarter faster); full-no-room: full "
+        "exact: full with its fits' nearest CAD samples from kd trees (slower, as accurate); full-no-room: full "
         "without the room's depth correction; paper: the paper's start, network and learned score only; "
         "+start, +mask, +verify, +fit: the paper's with one addition",
     )

@@ -324,7 +324,9 @@ def _stages(args: argparse.Namespace) -> int:
     body = (
         f"Network `{checkpoint.name}`, one synthetic image with {len(scene.detections)} objects{copies}, clean "
         f"noise, {torch.get_num_threads()} torch threads; the median of {args.repeats} alignments after a warm-up, "
-        "split by the pipeline's stage timers (those of the median run).\n\n" + markdown_table(header, rows) + "\n"
+        "the pipelines taking turns (one alignment each per round, so that the machine's speed drifting during "
+        "the run slows every row alike), split by the pipeline's stage timers (those of the median run).\n\n"
+        + markdown_table(header, rows) + "\n"
     )
     print(body)
     print(machine_description())
