@@ -371,7 +371,7 @@ def depth_only_candidates(
             best = np.argsort(-scores, kind="stable")[: stages.depth_only_top]
         fits = depth_only_fits(*shape, rotations[:, k], up, config, only=best.tolist(), lookup=surface[2])
         R[:, k], t[:, k], s[:, k] = fits.fitted
-        models = [fits.models[h] for h in best]  # the fits' own kd trees
+        models = [fits.models[h] for h in best]  # the fits' own models (with kd trees: none built twice)
         geometric[best, k] = _geometric(
             observation, boxes[k], points[k], models, R[best, k], t[best, k], stages, config
         )
